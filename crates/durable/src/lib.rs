@@ -1,0 +1,351 @@
+//! mxa-durable: the one way mxa puts a file on disk so that it survives a
+//! crash.
+//!
+//! Every durable write in mxa (spool data, spool envelopes, Maildir messages)
+//! goes through [`Durable`]: write under a temporary name in the same file
+//! system, fsync the file, publish it under its final name (a hard link that
+//! never replaces, or a rename that does), then fsync the directory that holds
+//! the final name. Only after the last step may the caller acknowledge
+//! anything.
+//!
+//! The [`Fault`] hook is the test seam: it is consulted before each [`Step`]
+//! and may return an error (ENOSPC, EIO) as the kernel would. On any error the
+//! primitive removes what it created, so a failed write leaves nothing visible
+//! under the final name.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One step of a durable write, as seen by the [`Fault`] hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Step {
+    /// Creating the temporary file (O_CREAT|O_EXCL).
+    Create,
+    /// A write into the temporary file.
+    Write,
+    /// fsync(2) of the file.
+    SyncFile,
+    /// link(2) or rename(2) to the final name.
+    Publish,
+    /// fsync(2) of the directory holding the final name.
+    SyncDir,
+    /// unlink(2) of a published name (removal).
+    Remove,
+}
+
+impl Step {
+    /// Every step, in the order a write performs them.
+    pub const ALL: [Step; 6] = [
+        Step::Create,
+        Step::Write,
+        Step::SyncFile,
+        Step::Publish,
+        Step::SyncDir,
+        Step::Remove,
+    ];
+}
+
+/// A hook called before each step; an error returned is treated exactly as if
+/// the system call had failed with it.
+pub type Fault = Arc<dyn Fn(Step, &Path) -> io::Result<()> + Send + Sync>;
+
+/// How a finished temporary file takes its final name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publish {
+    /// link(2) then unlink of the temporary name: fails with EEXIST rather
+    /// than replace a file (new spool files, Maildir deliveries).
+    NoReplace,
+    /// rename(2): atomically replaces the old file (spool envelopes).
+    Replace,
+}
+
+/// The durable-write primitive. Cheap to clone; production code uses
+/// `Durable::default()`, tests use [`Durable::with_fault`].
+#[derive(Clone, Default)]
+pub struct Durable {
+    fault: Option<Fault>,
+}
+
+impl fmt::Debug for Durable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Durable")
+            .field("fault", &self.fault.is_some())
+            .finish()
+    }
+}
+
+impl Durable {
+    /// A primitive whose every step first asks `fault`.
+    pub fn with_fault(fault: Fault) -> Self {
+        Durable { fault: Some(fault) }
+    }
+
+    fn check(&self, step: Step, path: &Path) -> io::Result<()> {
+        match &self.fault {
+            Some(f) => f(step, path),
+            None => Ok(()),
+        }
+    }
+
+    /// Creates `tmp` exclusively with exactly `mode` (whatever the umask: a
+    /// daemon reading the file must not depend on its writer's umask) and
+    /// returns it for writing. Dropping the result without
+    /// [`TempFile::publish`] removes it.
+    pub fn create(&self, tmp: &Path, mode: u32) -> io::Result<TempFile> {
+        use std::os::unix::fs::PermissionsExt;
+        self.check(Step::Create, tmp)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(tmp)?;
+        if let Err(e) = file.set_permissions(fs::Permissions::from_mode(mode)) {
+            let _ = fs::remove_file(tmp);
+            return Err(e);
+        }
+        Ok(TempFile {
+            durable: self.clone(),
+            path: tmp.to_path_buf(),
+            file: Some(file),
+            len: 0,
+        })
+    }
+
+    /// Writes `bytes` durably to `dest` through the temporary name `tmp`.
+    pub fn write_file(
+        &self,
+        tmp: &Path,
+        dest: &Path,
+        mode: u32,
+        how: Publish,
+        bytes: &[u8],
+    ) -> io::Result<()> {
+        let mut t = self.create(tmp, mode)?;
+        t.write_all(bytes)?;
+        t.publish(dest, how)
+    }
+
+    /// fsync(2) of a directory, so that the names in it survive a crash.
+    pub fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.check(Step::SyncDir, dir)?;
+        File::open(dir)?.sync_all()
+    }
+
+    /// Removes `path` and makes the removal durable.
+    pub fn remove(&self, path: &Path) -> io::Result<()> {
+        self.check(Step::Remove, path)?;
+        fs::remove_file(path)?;
+        self.sync_dir(parent(path))
+    }
+}
+
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// A file being written under a temporary name. Removed on drop unless
+/// published.
+#[derive(Debug)]
+pub struct TempFile {
+    durable: Durable,
+    path: PathBuf,
+    file: Option<File>,
+    len: u64,
+}
+
+impl TempFile {
+    /// The temporary path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// fsyncs the file, gives it the name `dest`, and fsyncs `dest`'s
+    /// directory. On error nothing is left under `dest` (for
+    /// [`Publish::NoReplace`]) and the temporary file is removed.
+    pub fn publish(mut self, dest: &Path, how: Publish) -> io::Result<()> {
+        let d = self.durable.clone();
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("file already closed"))?;
+        d.check(Step::SyncFile, &self.path)?;
+        file.sync_all()?;
+        drop(file);
+        d.check(Step::Publish, dest)?;
+        match how {
+            Publish::NoReplace => {
+                fs::hard_link(&self.path, dest)?;
+                // From here the file is visible under `dest`: undo on failure.
+                if let Err(e) = d.sync_dir(parent(dest)) {
+                    let _ = fs::remove_file(dest);
+                    return Err(e);
+                }
+                // The temporary name is now redundant; a crash that leaves it
+                // is cleaned up by the owner's sweep of its temporary area.
+                let _ = fs::remove_file(&self.path);
+            }
+            Publish::Replace => {
+                fs::rename(&self.path, dest)?;
+                self.path = PathBuf::new();
+                d.sync_dir(parent(dest))?;
+            }
+        }
+        self.path = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Write for TempFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.durable.check(Step::Write, &self.path)?;
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("file already closed"))?;
+        let n = file.write(buf)?;
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    fn failing_at(step: Step, errno: i32) -> Durable {
+        Durable::with_fault(Arc::new(move |s, _| {
+            if s == step {
+                Err(io::Error::from_raw_os_error(errno))
+            } else {
+                Ok(())
+            }
+        }))
+    }
+
+    #[test]
+    fn writes_and_publishes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (tmp, dest) = (dir.path().join("t"), dir.path().join("d"));
+        Durable::default()
+            .write_file(&tmp, &dest, 0o600, Publish::NoReplace, b"hello")
+            .expect("write");
+        assert_eq!(fs::read(&dest).expect("read"), b"hello");
+        assert!(!tmp.exists());
+    }
+
+    #[test]
+    fn no_replace_refuses_existing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (tmp, dest) = (dir.path().join("t"), dir.path().join("d"));
+        fs::write(&dest, b"old").expect("write");
+        let err = Durable::default()
+            .write_file(&tmp, &dest, 0o600, Publish::NoReplace, b"new")
+            .expect_err("must refuse");
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&dest).expect("read"), b"old");
+        assert!(!tmp.exists());
+    }
+
+    #[test]
+    fn replace_overwrites() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (tmp, dest) = (dir.path().join("t"), dir.path().join("d"));
+        fs::write(&dest, b"old").expect("write");
+        Durable::default()
+            .write_file(&tmp, &dest, 0o600, Publish::Replace, b"new")
+            .expect("write");
+        assert_eq!(fs::read(&dest).expect("read"), b"new");
+    }
+
+    /// Each step failing with ENOSPC or EIO leaves neither the final name nor
+    /// the temporary one.
+    #[test]
+    fn every_fault_leaves_nothing() {
+        for step in [
+            Step::Create,
+            Step::Write,
+            Step::SyncFile,
+            Step::Publish,
+            Step::SyncDir,
+        ] {
+            for errno in [libc_enospc(), libc_eio()] {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let (tmp, dest) = (dir.path().join("t"), dir.path().join("d"));
+                let err = failing_at(step, errno)
+                    .write_file(&tmp, &dest, 0o600, Publish::NoReplace, b"x")
+                    .expect_err("must fail");
+                assert_eq!(err.raw_os_error(), Some(errno), "{step:?}");
+                assert!(!dest.exists(), "{step:?} left the final name");
+                assert!(!tmp.exists(), "{step:?} left the temporary name");
+            }
+        }
+    }
+
+    #[test]
+    fn steps_run_in_order() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let d = Durable::with_fault(Arc::new(move |s, _| {
+            s2.lock().expect("lock").push(s);
+            Ok(())
+        }));
+        let dir = tempfile::tempdir().expect("tempdir");
+        d.write_file(
+            &dir.path().join("t"),
+            &dir.path().join("d"),
+            0o600,
+            Publish::NoReplace,
+            b"x",
+        )
+        .expect("write");
+        let seen = seen.lock().expect("lock").clone();
+        assert_eq!(
+            seen,
+            vec![
+                Step::Create,
+                Step::Write,
+                Step::SyncFile,
+                Step::Publish,
+                Step::SyncDir
+            ]
+        );
+    }
+
+    // ENOSPC and EIO are 28 and 5 on every Linux architecture.
+    fn libc_enospc() -> i32 {
+        28
+    }
+    fn libc_eio() -> i32 {
+        5
+    }
+}

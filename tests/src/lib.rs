@@ -1,0 +1,293 @@
+//! The harness that mxa's end-to-end tests share: a temporary system
+//! ([`System`]: config, users file, spool, mailroot, certificate, free
+//! loopback ports), the built programs ([`bin`]), daemons started and waited
+//! for ([`Daemon`]), and real peers from Debian's packages ([`peer`]), which
+//! fail the test when `MXA_REQUIRE_PEERS=1` (as CI sets) and skip loudly
+//! otherwise.
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Password of the user `test@example.test` in every [`System`].
+pub const PASSWORD: &str = "correct horse battery staple";
+/// The local domain of every [`System`].
+pub const DOMAIN: &str = "example.test";
+
+/// The folder holding the built programs (target/debug or target/release),
+/// built once per test run with the same profile as the tests.
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // target/<profile>/deps/<test-binary>
+        let exe = std::env::current_exe().expect("current_exe");
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target dir")
+            .to_path_buf();
+        let release = dir.file_name().is_some_and(|n| n == "release");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut c = Command::new(cargo);
+        c.args(["build", "--workspace", "--bins", "--quiet"]);
+        if release {
+            c.arg("--release");
+        }
+        let status = c.status().expect("run cargo build");
+        assert!(status.success(), "cargo build --bins failed");
+        dir
+    })
+}
+
+/// Path of a built program.
+pub fn bin(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
+/// Whether CI demands every peer (`MXA_REQUIRE_PEERS=1`).
+pub fn peers_required() -> bool {
+    std::env::var("MXA_REQUIRE_PEERS").is_ok_and(|v| v == "1")
+}
+
+/// Finds a real peer program on PATH. Missing: panics under
+/// `MXA_REQUIRE_PEERS=1`, else prints a SKIP line and returns None.
+pub fn peer(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        skip_or_fail(&format!(
+            "peer {name} is not installed (.ci/run installs it)"
+        ));
+    }
+    found
+}
+
+/// True when running as root; otherwise fails under `MXA_REQUIRE_PEERS=1`
+/// and skips loudly.
+pub fn require_root(what: &str) -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        skip_or_fail(&format!("{what} needs root"));
+    }
+    root
+}
+
+fn skip_or_fail(why: &str) {
+    assert!(!peers_required(), "MXA_REQUIRE_PEERS=1 but {why}");
+    eprintln!("SKIP: {why}");
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the daemon).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind")
+        .port()
+}
+
+/// Waits until something accepts connections on `port`.
+pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
+/// Ports of a [`System`]'s listeners.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    /// MTA (25).
+    pub smtp: u16,
+    /// Submission (587).
+    pub submission: u16,
+    /// Submissions (465).
+    pub submissions: u16,
+    /// POP3 (110).
+    pub pop3: u16,
+    /// POP3S (995).
+    pub pop3s: u16,
+}
+
+/// A complete mxa system in a temporary folder.
+#[derive(Debug)]
+pub struct System {
+    /// The folder; removed on drop.
+    pub dir: tempfile::TempDir,
+    /// `mxa.toml` in it.
+    pub config: PathBuf,
+    /// Ports of the listeners.
+    pub ports: Ports,
+}
+
+impl System {
+    /// A system with the default test config.
+    pub fn new() -> System {
+        System::with_extra("")
+    }
+
+    /// A system whose config ends with `extra` (more tables).
+    pub fn with_extra(extra: &str) -> System {
+        let dir = tempfile::Builder::new()
+            .prefix("mxa-test-")
+            .tempdir()
+            .expect("tempdir");
+        let root = dir.path();
+        let ports = Ports {
+            smtp: free_port(),
+            submission: free_port(),
+            submissions: free_port(),
+            pop3: free_port(),
+            pop3s: free_port(),
+        };
+        std::fs::create_dir_all(root.join("mail")).expect("mkdir");
+        std::fs::write(
+            root.join("users"),
+            format!("test@{DOMAIN}:{}\n", hash(PASSWORD)),
+        )
+        .expect("users");
+        let cert = rcgen::generate_simple_self_signed(vec![
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+        ])
+        .expect("certificate");
+        std::fs::write(root.join("cert.pem"), cert.cert.pem()).expect("cert");
+        std::fs::write(root.join("key.pem"), cert.signing_key.serialize_pem()).expect("key");
+        let text = format!(
+            r#"hostname = "mx.{DOMAIN}"
+domains = ["{DOMAIN}"]
+users = "users"
+spool = "spool"
+mailroot = "mail"
+
+[smtpd]
+listen = ["127.0.0.1:{}"]
+submission = ["127.0.0.1:{}"]
+submissions = ["127.0.0.1:{}"]
+tls_cert = "cert.pem"
+tls_key = "key.pem"
+max_message_size = "10M"
+
+[pop3d]
+listen = ["127.0.0.1:{}"]
+pop3s = ["127.0.0.1:{}"]
+{extra}"#,
+            ports.smtp, ports.submission, ports.submissions, ports.pop3, ports.pop3s
+        );
+        let config = root.join("mxa.toml");
+        std::fs::write(&config, text).expect("config");
+        System { dir, config, ports }
+    }
+
+    /// The system's folder.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The spool folder.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.root().join("spool")
+    }
+
+    /// The spool, through the library.
+    pub fn spool(&self) -> mxa_spool::Spool {
+        mxa_spool::Spool::new(self.spool_dir())
+    }
+
+    /// A command for program `name` with `MXA_CONFIG` pointing at this system.
+    pub fn cmd(&self, name: &str) -> Command {
+        let mut c = Command::new(bin(name));
+        c.env("MXA_CONFIG", &self.config);
+        c
+    }
+
+    /// Runs `name ARGS` with `stdin` and returns its output.
+    pub fn run(&self, name: &str, args: &[&str], stdin: &[u8]) -> Output {
+        run_with_input(self.cmd(name).args(args), stdin)
+    }
+}
+
+impl Default for System {
+    fn default() -> System {
+        System::new()
+    }
+}
+
+/// Runs a command with `stdin` written to it and returns its output.
+pub fn run_with_input(c: &mut Command, stdin: &[u8]) -> Output {
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    if let Some(mut s) = child.stdin.take() {
+        let _ = s.write_all(stdin);
+    }
+    child.wait_with_output().expect("wait")
+}
+
+/// An argon2id hash for the users file.
+pub fn hash(password: &str) -> String {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).expect("random");
+    let salt = SaltString::encode_b64(&salt).expect("salt");
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("hash")
+        .to_string()
+}
+
+/// A daemon child, killed on drop.
+#[derive(Debug)]
+pub struct Daemon {
+    /// The process.
+    pub child: Child,
+}
+
+impl Daemon {
+    /// Spawns `c` and waits until `port` accepts connections.
+    pub fn start(c: &mut Command, port: u16) -> Daemon {
+        let child = c.stdin(Stdio::null()).spawn().expect("spawn daemon");
+        let d = Daemon { child };
+        assert!(
+            wait_for_port(port, Duration::from_secs(20)),
+            "daemon did not listen on {port}"
+        );
+        d
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Text of a process's stderr, for assertions.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Text of a process's stdout.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The `id=` value of a log line (as `mxa-sendmail -v` prints).
+pub fn logged_id(text: &str) -> Option<String> {
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix("id="))
+        .map(str::to_string)
+}
