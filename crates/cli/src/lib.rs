@@ -97,6 +97,73 @@ fn quote(v: &str) -> String {
     q
 }
 
+/// Splits a command line into words as a POSIX shell would (quotes and
+/// backslashes), without running a shell: no variables, globs or pipes.
+/// This is how DESIGN.md runs configured commands (`[queue] mda`,
+/// `--filter`).
+pub fn split_words(cmd: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = cmd.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some('\n') => {}
+                    Some(n) => cur.push(n),
+                    None => cur.push('\\'),
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(n) => cur.push(n),
+                        None => return Err(format!("unterminated ' in {cmd:?}")),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        // Inside double quotes a backslash escapes only these.
+                        Some('\\') => match chars.next() {
+                            Some(n @ ('"' | '\\' | '$' | '`')) => cur.push(n),
+                            Some('\n') => {}
+                            Some(n) => {
+                                cur.push('\\');
+                                cur.push(n);
+                            }
+                            None => return Err(format!("unterminated \" in {cmd:?}")),
+                        },
+                        Some(n) => cur.push(n),
+                        None => return Err(format!("unterminated \" in {cmd:?}")),
+                    }
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    Ok(words)
+}
+
 /// The program's arguments as strings, non-UTF-8 bytes replaced (no mail
 /// address or flag of ours needs them).
 pub fn args() -> Vec<String> {
@@ -125,6 +192,24 @@ mod tests {
             r#"mxa-x: event=queued id=01AB reply="451 4.7.1 \"later\"""#
         );
         assert_eq!(log_line("p", &[("from", &"")]), r#"p: from="""#);
+    }
+
+    // POSIX.1-2017 XCU 2.2 (quoting).
+    #[test]
+    fn splits_like_a_shell() {
+        let ok = |s: &str, want: &[&str]| assert_eq!(split_words(s).expect(s), want, "{s}");
+        ok("procmail -d {user}", &["procmail", "-d", "{user}"]);
+        ok(
+            "  dovecot-lda   -f {sender} ",
+            &["dovecot-lda", "-f", "{sender}"],
+        );
+        ok("a 'b c' \"d e\" f\\ g", &["a", "b c", "d e", "f g"]);
+        ok("x'y'\"z\"", &["xyz"]);
+        ok("\"a\\\"b\\\\c\\n\"", &["a\"b\\c\\n"]);
+        ok("'' \"\"", &["", ""]);
+        ok("", &[]);
+        assert!(split_words("a 'b").is_err());
+        assert!(split_words("a \"b").is_err());
     }
 
     #[test]

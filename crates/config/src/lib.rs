@@ -85,6 +85,8 @@ pub struct Config {
     pub dns: Dns,
     /// `[pop3d]`.
     pub pop3d: Pop3d,
+    /// `[deliver]`.
+    pub deliver: Deliver,
     /// `[[fetch]]`.
     pub fetch: Vec<Fetch>,
 }
@@ -144,6 +146,19 @@ pub struct Queue {
 pub struct Dns {
     /// Empty: the system resolver. Port 53 when not given.
     pub nameservers: Vec<SocketAddr>,
+}
+
+/// `[deliver]`: mxa-deliver's settings.
+#[derive(Debug, Clone)]
+pub struct Deliver {
+    /// Separates the user from the extension (`user+folder`), as Postfix's
+    /// `recipient_delimiter`. Default `+`; empty turns subaddressing off.
+    pub recipient_delimiter: String,
+    /// A spam classifier run on every message (`spamc`, `bogofilter -p -e`,
+    /// `rspamc --mime`). Default none.
+    pub filter: Option<String>,
+    /// Longest run of a filter or a `.forward` `|command`. Default 10m.
+    pub command_timeout: Duration,
 }
 
 /// `[pop3d]`.

@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::{BareLf, Config, ConfigError, Dns, IpNet, Pop3d, Queue, Smtpd, Users};
+use crate::{BareLf, Config, ConfigError, Deliver, Dns, IpNet, Pop3d, Queue, Smtpd, Users};
 use ctx::Ctx;
 
 /// A value as written, with its span.
@@ -40,6 +40,7 @@ struct RawConfig {
     queue: Option<RawQueue>,
     dns: Option<RawDns>,
     pop3d: Option<RawPop3d>,
+    deliver: Option<RawDeliver>,
     fetch: Option<Vec<Spanned<fetch::RawFetch>>>,
 }
 
@@ -84,6 +85,14 @@ struct RawDns {
 struct RawPop3d {
     listen: Option<L>,
     pop3s: Option<L>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeliver {
+    recipient_delimiter: Option<V>,
+    filter: Option<V>,
+    command_timeout: Option<V>,
 }
 
 /// The bounce languages mxa can write.
@@ -161,6 +170,11 @@ pub(crate) fn defaults() -> Config {
             listen: any(110),
             pop3s: any(995),
         },
+        deliver: Deliver {
+            recipient_delimiter: "+".to_string(),
+            filter: None,
+            command_timeout: Duration::from_secs(10 * 60),
+        },
         fetch: Vec::new(),
     }
 }
@@ -211,10 +225,35 @@ pub(crate) fn from_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
             c.pop3d.pop3s = cx.each(l, "pop3d.pop3s", addr::parse_listen)?;
         }
     }
+    if let Some(d) = &raw.deliver {
+        deliver(&cx, d, &mut c.deliver)?;
+    }
     if let Some(f) = &raw.fetch {
         c.fetch = fetch::tables(&cx, f)?;
     }
     Ok(c)
+}
+
+/// `[deliver]`.
+fn deliver(cx: &Ctx<'_>, r: &RawDeliver, d: &mut Deliver) -> Result<(), ConfigError> {
+    if let Some(v) = &r.recipient_delimiter {
+        let s = cx.string(v, "deliver.recipient_delimiter")?;
+        if s.chars().any(|c| {
+            c.is_alphanumeric() || c.is_whitespace() || c.is_control() || c == '@' || c == '/'
+        }) {
+            let msg = format!("expected delimiter characters such as \"+\" or \"+-\", found {s:?}");
+            return Err(cx.err(v, "deliver.recipient_delimiter", msg));
+        }
+        d.recipient_delimiter = s;
+    }
+    if let Some(v) = &r.filter {
+        let s = cx.string(v, "deliver.filter")?;
+        d.filter = (!s.trim().is_empty()).then_some(s);
+    }
+    if let Some(v) = &r.command_timeout {
+        d.command_timeout = cx.duration(v, "deliver.command_timeout")?;
+    }
+    Ok(())
 }
 
 /// The top-level keys.

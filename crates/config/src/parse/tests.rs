@@ -93,6 +93,9 @@ fn defaults() {
     assert_eq!(c.spool, Path::new("/var/spool/mxa"));
     assert_eq!(c.mailroot, Path::new("/var/mail"));
     assert_eq!(c.user, "mxa");
+    assert_eq!(c.deliver.recipient_delimiter, "+");
+    assert_eq!(c.deliver.filter, None);
+    assert_eq!(c.deliver.command_timeout, Duration::from_secs(600));
     let s = &c.smtpd;
     assert_eq!(
         (s.listen.clone(), s.submission.clone()),
@@ -389,6 +392,9 @@ const BAD: &[(&str, usize, &str, &str)] = &[
     ("[queue]\nbounce_languages = [\"en\", \"en\"]\n", 2, "queue.bounce_languages", "listed twice"),
     ("[dns]\nnameservers = [\"ns.example.net\"]\n", 2, "dns.nameservers", "expected \"IP\" or \"IP:PORT\""),
     ("[pop3d]\npop3s = [\"995\"]\n", 2, "pop3d.pop3s", "expected an address and port"),
+    ("[deliver]\nrecipient_delimiter = \"x\"\n", 2, "deliver.recipient_delimiter", "expected delimiter characters"),
+    ("[deliver]\ncommand_timeout = \"soon\"\n", 2, "deliver.command_timeout", "expected a duration"),
+    ("[deliver]\nfiltre = \"spamc\"\n", 2, "deliver.filtre", "unknown key"),
     // [[fetch]].
     ("[[fetch]]\nurl = \"imaps://h\"\n", 1, "fetch[1].name", "missing: every [[fetch]] table needs name"),
     ("[[fetch]]\nname = \"a\"\n", 1, "fetch[1].url", "missing: every [[fetch]] table needs url"),
