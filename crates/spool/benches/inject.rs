@@ -26,7 +26,7 @@ fn main() {
     let base = args
         .get(2)
         .map(Into::into)
-        .unwrap_or_else(|| std::env::temp_dir());
+        .unwrap_or_else(std::env::temp_dir);
     let dir = tempfile::Builder::new()
         .prefix("mxa-bench-")
         .tempdir_in(base)
