@@ -60,6 +60,9 @@ pub fn decode(
         r.next_try = None;
         r.last_reply = None;
         r.orcpt = None;
+        // Only the queue runner's alias expansion may set a parent: it is
+        // what makes a `|command` or `/file` recipient deliverable.
+        r.parent = None;
     }
     env.origin = None;
     env.warned = false;
@@ -86,10 +89,12 @@ mod tests {
         let mut env = Envelope::new("me@h", ["you@x".to_string()]);
         env.recipients[0].state = State::Delivered;
         env.origin = Some("smtp 192.0.2.1".into());
+        env.recipients[0].parent = Some("alias@h".into());
         let wire = encode(&env, b"Subject: x\n\nbody\n");
         let (got, msg) = decode(&mut &wire[..], "h", 1000).expect("decode");
         assert_eq!(got.recipients[0].state, State::Pending);
         assert_eq!(got.origin, None);
+        assert_eq!(got.recipients[0].parent, None);
         assert_eq!(msg, b"Subject: x\n\nbody\n");
     }
 

@@ -89,6 +89,10 @@ pub struct Recipient {
     pub notify: Option<String>,
     /// DSN ORCPT (RFC 3461), as given.
     pub orcpt: Option<String>,
+    /// The local address this one was expanded from (an alias or a
+    /// `.forward`), so that bounces name what the sender wrote and a
+    /// `|command` or `/file` target is only ever one an alias file gave.
+    pub parent: Option<String>,
 }
 
 impl Recipient {
@@ -102,6 +106,7 @@ impl Recipient {
             last_reply: None,
             notify: None,
             orcpt: None,
+            parent: None,
         }
     }
 }
@@ -181,6 +186,7 @@ impl Envelope {
             opt(&mut line, "reply", &r.last_reply);
             opt(&mut line, "notify", &r.notify);
             opt(&mut line, "orcpt", &r.orcpt);
+            opt(&mut line, "parent", &r.parent);
         }
         format!("{MAGIC}\n{s}")
     }
@@ -235,7 +241,8 @@ impl Envelope {
                 ("reply", Some(r)) => r.last_reply = Some(value),
                 ("notify", Some(r)) => r.notify = Some(value),
                 ("orcpt", Some(r)) => r.orcpt = Some(value),
-                ("state" | "attempts" | "next" | "reply" | "notify" | "orcpt", None) => {
+                ("parent", Some(r)) => r.parent = Some(value),
+                ("state" | "attempts" | "next" | "reply" | "notify" | "orcpt" | "parent", None) => {
                     return Err((n, format!("{key} before any rcpt")));
                 }
                 _ => return Err((n, format!("unknown key {key:?}"))),
@@ -312,8 +319,9 @@ mod tests {
     prop_compose! {
         fn recipient()(address in ".*", state in state(), attempts in any::<u32>(),
                        next_try in any::<Option<u64>>(), last_reply in any::<Option<String>>(),
-                       notify in any::<Option<String>>(), orcpt in any::<Option<String>>()) -> Recipient {
-            Recipient { address, state, attempts, next_try, last_reply, notify, orcpt }
+                       notify in any::<Option<String>>(), orcpt in any::<Option<String>>(),
+                       parent in any::<Option<String>>()) -> Recipient {
+            Recipient { address, state, attempts, next_try, last_reply, notify, orcpt, parent }
         }
     }
 
