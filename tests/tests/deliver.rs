@@ -177,12 +177,27 @@ fn hostile_recipients_are_refused_and_nothing_is_written() {
         let out = deliver(&sys, &["-a", r], MSG);
         assert_eq!(out.status.code(), Some(67), "{r:?}: {}", stderr(&out));
     }
-    let out = deliver(&sys, &["-a", "nobody-here@example.net"], MSG);
-    assert!(!out.status.success());
+    for unknown in ["nobody-here@example.net", "ghost@example.test"] {
+        let out = deliver(&sys, &["-a", unknown], MSG);
+        assert_eq!(out.status.code(), Some(67), "{unknown}: {}", stderr(&out));
+    }
     assert!(
         files(&sys.root().join("mail")).is_empty(),
         "{:?}",
         files(&sys.root().join("mail"))
+    );
+}
+
+/// RFC 5321 §4.5.1: postmaster reaches someone even without a users entry.
+#[test]
+fn postmaster_without_an_entry_goes_to_the_mailroot() {
+    let sys = System::new();
+    let out = deliver(&sys, &["-v", "-a", "PostMaster@example.test"], MSG);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("/mail/example.test/PostMaster/new/"),
+        "{}",
+        stdout(&out)
     );
 }
 

@@ -64,7 +64,7 @@ struct Job {
 /// Delivers the message read from `input`; returns the files written.
 pub fn run(args: &Args, env: Env, input: impl Read) -> Result<Vec<PathBuf>, Failure> {
     let config = Config::load(args.config.as_deref())?;
-    let raw = read_all(input)?;
+    let raw = read_all(input, config.smtpd.max_message_size.saturating_mul(2))?;
     let from_line = from_line_sender(&raw);
     let sender = args
         .sender
@@ -72,11 +72,11 @@ pub fn run(args: &Args, env: Env, input: impl Read) -> Result<Vec<PathBuf>, Fail
         .or_else(|| env.sender.clone())
         .or(from_line)
         .unwrap_or_default();
-    let sender = if sender == "<>" {
-        String::new()
-    } else {
-        sender
-    };
+    let sender = sender
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_string();
     let address = args.recipient.clone().or_else(|| env.recipient.clone());
     let rcpt = match &address {
         Some(a) => Some(Recipient::parse(
@@ -124,7 +124,9 @@ pub fn run(args: &Args, env: Env, input: impl Read) -> Result<Vec<PathBuf>, Fail
     let filter_cmd = args
         .filter
         .clone()
-        .or_else(|| job.config.deliver.filter.clone());
+        .or_else(|| job.config.deliver.filter.clone())
+        // `--filter ""` turns a configured filter off for this delivery.
+        .filter(|f| !f.trim().is_empty());
     let mut spam = false;
     if let Some(cmd) = filter_cmd {
         let v = filter::run(&cmd, &job.message, job.config.deliver.command_timeout)?;
@@ -145,11 +147,18 @@ fn unreachable_no_target() -> Result<Mailbox, Failure> {
     Err(Failure::new(exit::USAGE, "no recipient and no MAILDIR"))
 }
 
-fn read_all(mut input: impl Read) -> Result<Vec<u8>, Failure> {
+/// Reads the message, at most `limit` bytes (twice `max_message_size`:
+/// room for the trace fields MTAs add, and no unbounded memory).
+fn read_all(input: impl Read, limit: u64) -> Result<Vec<u8>, Failure> {
     let mut raw = Vec::new();
     input
+        .take(limit.saturating_add(1))
         .read_to_end(&mut raw)
         .map_err(|e| Failure::new(exit::TEMPFAIL, format!("reading the message: {e}")))?;
+    if raw.len() as u64 > limit {
+        let msg = format!("message larger than {limit} bytes; nothing written");
+        return Err(Failure::new(exit::DATAERR, msg));
+    }
     if raw.is_empty() {
         return Err(Failure::new(
             exit::DATAERR,
@@ -181,8 +190,12 @@ impl Job {
         let dir = if spam {
             top.create_folder("Junk")?
         } else if let Some(f) = &args.folder {
-            top.create_folder(f)
-                .map_err(|e| Failure::new(exit::USAGE, format!("-m {f}: {e}")))?
+            top.create_folder(f).map_err(|e| match e {
+                mxa_maildir::Error::BadFolder(_) => {
+                    Failure::new(exit::USAGE, format!("-m {f}: {e}"))
+                }
+                e => Failure::from(e),
+            })?
         } else {
             self.extension_folder(&top).unwrap_or(top)
         };
@@ -238,7 +251,13 @@ impl Job {
             match r {
                 Ok(p) => written.extend(p),
                 Err(f) => {
-                    eprintln!("mxa-deliver: .forward target {t:?}: {}", f.msg);
+                    let target = describe(t);
+                    let pairs: [(&str, &dyn std::fmt::Display); 3] = [
+                        ("event", &"forward-failed"),
+                        ("target", &target),
+                        ("reason", &f.msg),
+                    ];
+                    mxa_cli::log("mxa-deliver", &pairs);
                     failures.push(f);
                 }
             }
@@ -312,10 +331,15 @@ impl Job {
     fn set_env(&self, c: &mut Command) {
         c.env("SENDER", &self.sender);
         if let Some(r) = &self.rcpt {
+            let local = r
+                .address
+                .rsplit_once('@')
+                .map_or(r.address.as_str(), |(l, _)| l);
             c.env("RECIPIENT", &r.address)
-                .env("LOCAL", &r.user)
+                .env("LOCAL", local)
                 .env("DOMAIN", &r.domain);
             c.env("EXTENSION", r.extension.as_deref().unwrap_or(""));
+            c.env("USER", &r.user).env("LOGNAME", &r.user);
         }
         if let Some(o) = &self.env.original_recipient {
             c.env("ORIGINAL_RECIPIENT", o);
@@ -328,6 +352,16 @@ impl Job {
                 .env("LOGNAME", &a.name)
                 .env("SHELL", &a.shell);
         }
+    }
+}
+
+/// A `.forward` target as its line wrote it.
+fn describe(t: &Target) -> String {
+    match t {
+        Target::Address(a) => a.clone(),
+        Target::Command(c) => format!("|{c}"),
+        Target::Maildir(p) | Target::Mbox(p) => p.display().to_string(),
+        Target::Own => "\\user".into(),
     }
 }
 

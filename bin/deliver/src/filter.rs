@@ -22,7 +22,8 @@ pub struct Verdict {
 
 /// Runs `cmd` (split as a shell would, run without one) on `msg`.
 /// Exit 0: the verdict is in the header (`X-Spam-Flag: YES`,
-/// `X-Bogosity: Spam`); exit 1: spam (spamc -E, bogofilter's convention);
+/// `X-Bogosity: Spam`); exit 1: spam (as `spamc -E` says it; run bogofilter with `-e`, which
+/// makes it exit 0 for ham and spam alike);
 /// anything else, a signal or the timeout: failure, 75.
 pub fn run(cmd: &str, msg: &Parsed, timeout: Duration) -> Result<Verdict, Failure> {
     let fail = |m: String| {

@@ -127,7 +127,11 @@ pub fn resolve(
             account: Some(acct),
         });
     }
-    if config.file.is_some() && config.is_local_domain(&rcpt.domain) {
+    // RFC 5321 §4.5.1: postmaster always reaches someone (DESIGN.md).
+    if config.file.is_some()
+        && config.is_local_domain(&rcpt.domain)
+        && rcpt.user.eq_ignore_ascii_case("postmaster")
+    {
         return Ok(Mailbox {
             maildir: by_mailroot(config),
             home: None,
@@ -140,26 +144,32 @@ pub fn resolve(
     ))
 }
 
-/// The system account of a recipient. For a domain of `domains`, the
-/// account named by the user part, if one exists. Otherwise the recipient
-/// is the caller's (Postfix's mailbox_command runs as the user with `$HOME`
-/// set, and a shell pipeline delivers to its own user), or, as root, the
-/// account `$USER` or the user part names.
+/// The system account of a recipient whose domain is ours (in `domains`,
+/// the host name, or none), named by its user part. Not running as root,
+/// that can only be the caller itself (Postfix's mailbox_command runs as
+/// the user with `$HOME` and `$USER` set; a shell pipeline delivers to its
+/// own user); with no config at all, any address is the caller's.
 fn system_account(
     rcpt: &Recipient,
     home: Option<&Path>,
     user_env: Option<&str>,
     c: &Config,
 ) -> Option<User> {
-    if c.file.is_some() && c.is_local_domain(&rcpt.domain) {
-        return User::from_name(&rcpt.user).ok().flatten();
-    }
+    let ours = rcpt.domain.is_empty()
+        || c.is_local_domain(&rcpt.domain)
+        || rcpt.domain.eq_ignore_ascii_case(&c.hostname);
     if nix::unistd::geteuid().is_root() {
-        return User::from_name(user_env.unwrap_or(&rcpt.user))
-            .ok()
-            .flatten();
+        return if ours {
+            User::from_name(&rcpt.user).ok().flatten()
+        } else {
+            None
+        };
     }
     let me = User::from_uid(nix::unistd::geteuid()).ok().flatten()?;
+    let named_me = rcpt.user == me.name || user_env.is_some_and(|u| u == rcpt.user && u == me.name);
+    if !(named_me || c.file.is_none()) {
+        return None;
+    }
     let dir = home
         .map(Path::to_path_buf)
         .unwrap_or_else(|| me.dir.clone());

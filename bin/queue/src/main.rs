@@ -9,9 +9,16 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use mxa_cli::exit;
 use mxa_config::Config;
-use mxa_spool::{QueueId, Spool, State, TMP_MAX_AGE};
+use mxa_runner::{Mode, Runner};
+use mxa_spool::{QueueId, Spool, State};
 
 const PROG: &str = "mxa-queue";
+
+/// Messages delivered at once by one runner.
+const WORKERS: usize = 4;
+/// Longest sleep of `run` between passes, whatever the schedule says
+/// (a changed users or aliases file is seen at the next pass).
+const IDLE_PASS: Duration = Duration::from_secs(60);
 
 /// How long delete, hold and release wait for a message that a runner is
 /// delivering, before they give up with EX_TEMPFAIL.
@@ -114,13 +121,8 @@ fn run(cli: Cli) -> Result<i32, Failure> {
         }
         Cmd::Hold { id } => set_held(&spool, &parse_id(&id)?, true),
         Cmd::Release { id } => set_held(&spool, &parse_id(&id)?, false),
-        Cmd::Flush { due: _ } => return flush(&spool),
-        Cmd::Run => {
-            return Err(Failure(
-                exit::UNAVAILABLE,
-                "the queue runner is not built yet (issue #5); messages stay queued".into(),
-            ));
-        }
+        Cmd::Flush { due } => return flush(config, spool, due),
+        Cmd::Run => return run_daemon(config, spool),
     };
     written.map(|()| exit::OK)
 }
@@ -190,32 +192,73 @@ fn set_held(spool: &Spool, id: &QueueId, hold: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Until the runner lands (issue #5) flush can deliver nothing: it sweeps
-/// old temporary files, as DESIGN.md asks of it, and reports what stays
-/// queued with the status the contract gives (75: something is left).
-fn flush(spool: &Spool) -> Result<i32, Failure> {
-    let removed = spool.cleanup(TMP_MAX_AGE)?;
-    let mut left = 0;
-    for id in spool.list()? {
-        // Held recipients wait for `release`, not for delivery.
-        let waiting = match spool.envelope(&id) {
-            Ok(env) => env
-                .recipients
-                .iter()
-                .any(|r| matches!(r.state, State::Pending | State::Deferred)),
-            Err(mxa_spool::Error::NotFound(_)) => false,
-            Err(e) => return Err(e.into()),
-        };
-        left += usize::from(waiting);
-    }
-    if removed > 0 {
-        mxa_cli::log(PROG, &[("event", &"cleanup"), ("removed", &removed)]);
-    }
-    if left == 0 {
-        return Ok(exit::OK);
-    }
-    eprintln!(
-        "{PROG}: no delivery yet (the queue runner comes with issue #5): {left} message(s) stay queued"
+/// One pass, then exit: 0 when nothing is left waiting, 75 when something
+/// is (DESIGN.md). Messages another runner holds count as waiting.
+fn flush(config: Config, spool: Spool, due: bool) -> Result<i32, Failure> {
+    let runner = Runner {
+        spool,
+        config,
+        workers: WORKERS,
+    };
+    let mode = if due { Mode::Due } else { Mode::All };
+    let sum = runner.pass(mode).map_err(|e| Failure(exit::TEMPFAIL, e))?;
+    mxa_cli::log(
+        PROG,
+        &[
+            ("event", &"flushed"),
+            ("delivered", &sum.delivered),
+            ("deferred", &sum.deferred),
+            ("failed", &sum.failed),
+            ("waiting", &(sum.waiting + sum.busy)),
+        ],
     );
-    Ok(exit::TEMPFAIL)
+    Ok(if sum.waiting + sum.busy == 0 {
+        exit::OK
+    } else {
+        exit::TEMPFAIL
+    })
+}
+
+/// Stays up: a pass when something is queued (the spool's inotify wake-up)
+/// or falls due, at least every [`IDLE_PASS`]; SIGTERM or SIGINT ends it
+/// after the delivery in progress.
+fn run_daemon(config: Config, spool: Spool) -> Result<i32, Failure> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone())
+            .map_err(|e| Failure(exit::SOFTWARE, e.to_string()))?;
+    }
+    let waiter = spool.waiter()?;
+    let runner = Runner {
+        spool,
+        config,
+        workers: WORKERS,
+    };
+    mxa_cli::log(
+        PROG,
+        &[
+            ("event", &"started"),
+            ("spool", &runner.spool.root().display()),
+        ],
+    );
+    while !stop.load(Ordering::Relaxed) {
+        let wait = match runner.pass(Mode::Due) {
+            Ok(sum) => {
+                let now = mxa_spool::now();
+                let until = sum
+                    .next_due
+                    .map_or(IDLE_PASS.as_secs(), |t| t.saturating_sub(now));
+                Duration::from_secs(until.clamp(1, IDLE_PASS.as_secs()))
+            }
+            Err(e) => {
+                mxa_cli::log(PROG, &[("event", &"error"), ("error", &e)]);
+                IDLE_PASS
+            }
+        };
+        waiter.wait(wait);
+    }
+    mxa_cli::log(PROG, &[("event", &"stopped")]);
+    Ok(exit::OK)
 }

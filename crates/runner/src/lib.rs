@@ -1,0 +1,17 @@
+//! mxa-runner: the queue runner behind `mxa-queue run` and `mxa-queue
+//! flush`. It takes what mxa-smtpd and mxa-sendmail queued and gets every
+//! recipient delivered, deferred or bounced, never lost.
+//!
+//! Modules: [`aliases`] (aliases(5) expansion), [`bounce`] (RFC 3464
+//! delivery status notifications in plain words), [`schedule`] (back-off),
+//! [`mda`] (running the local delivery command), [`pass`] (one pass over
+//! the queue).
+
+pub mod aliases;
+pub mod bounce;
+pub mod deliver_file;
+pub mod mda;
+pub mod pass;
+pub mod schedule;
+
+pub use pass::{Mode, Runner, Summary};

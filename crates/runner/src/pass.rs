@@ -1,0 +1,503 @@
+//! One pass over the queue: each message is claimed, its local recipients
+//! expanded through the aliases, each due recipient tried, failures bounced
+//! (the bounce queued before the recipient is marked failed), a delay
+//! warning sent once, and the message removed when nothing is left to do.
+//! The envelope is rewritten after every delivery, so a crash repeats at
+//! most the delivery in progress (DESIGN.md invariants 4 and 5).
+
+use std::collections::VecDeque;
+use std::io::Read;
+use std::sync::Mutex;
+
+use mxa_config::{Config, Users};
+use mxa_spool::{Claim, Envelope, QueueId, Recipient, Spool, State, TMP_MAX_AGE};
+
+use crate::aliases::{Aliases, Target};
+use crate::bounce::{self, Action, Diagnostic, Entry, Report};
+use crate::mda::{self, Outcome, Parts};
+use crate::{deliver_file, schedule};
+
+const PROG: &str = "mxa-queue";
+
+/// Which recipients a pass tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Every pending and deferred recipient (`flush`, `sendmail -q`).
+    All,
+    /// Only those whose next try has come (`flush --due`, `run`).
+    Due,
+}
+
+/// What a pass did, and what it left.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Recipients delivered.
+    pub delivered: usize,
+    /// Recipients deferred.
+    pub deferred: usize,
+    /// Recipients failed (bounced).
+    pub failed: usize,
+    /// Recipients still waiting after the pass (pending or deferred).
+    pub waiting: usize,
+    /// Messages another runner held.
+    pub busy: usize,
+    /// The earliest next try among waiting recipients.
+    pub next_due: Option<u64>,
+}
+
+impl Summary {
+    fn add(&mut self, o: &Summary) {
+        self.delivered += o.delivered;
+        self.deferred += o.deferred;
+        self.failed += o.failed;
+        self.waiting += o.waiting;
+        self.busy += o.busy;
+        self.next_due = match (self.next_due, o.next_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// The queue runner.
+#[derive(Debug)]
+pub struct Runner {
+    /// The spool.
+    pub spool: Spool,
+    /// The configuration.
+    pub config: Config,
+    /// Messages worked on at once.
+    pub workers: usize,
+}
+
+/// What every message of a pass shares.
+struct Ctx<'a> {
+    runner: &'a Runner,
+    users: Users,
+    aliases: Option<Aliases>,
+    mode: Mode,
+    now: u64,
+}
+
+impl Runner {
+    /// Runs one pass. Errors are those of the spool or the config files
+    /// (users, aliases) as a whole; a recipient's failure is its own.
+    pub fn pass(&self, mode: Mode) -> Result<Summary, String> {
+        let removed = self.spool.cleanup(TMP_MAX_AGE).map_err(|e| e.to_string())?;
+        if removed > 0 {
+            mxa_cli::log(PROG, &[("event", &"cleanup"), ("removed", &removed)]);
+        }
+        let users = self.config.load_users().map_err(|e| e.to_string())?;
+        let aliases = match &self.config.aliases {
+            Some(p) => Some(Aliases::load(p).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let ids: VecDeque<QueueId> = self.spool.list().map_err(|e| e.to_string())?.into();
+        let ctx = Ctx {
+            runner: self,
+            users,
+            aliases,
+            mode,
+            now: mxa_spool::now(),
+        };
+        let queue = Mutex::new(ids);
+        let total = Mutex::new(Summary::default());
+        std::thread::scope(|s| {
+            for _ in 0..self.workers.max(1) {
+                s.spawn(|| {
+                    loop {
+                        let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
+                        let Some(id) = next else { break };
+                        let sum = ctx.message(&id);
+                        if let Ok(mut t) = total.lock() {
+                            t.add(&sum);
+                        }
+                    }
+                });
+            }
+        });
+        total.into_inner().map_err(|e| e.to_string())
+    }
+}
+
+impl Ctx<'_> {
+    fn message(&self, id: &QueueId) -> Summary {
+        let mut sum = Summary::default();
+        let mut claim = match self.runner.spool.claim(id) {
+            Ok(c) => c,
+            Err(mxa_spool::Error::Busy(_)) => {
+                sum.busy = 1;
+                return sum;
+            }
+            Err(mxa_spool::Error::NotFound(_)) => return sum,
+            Err(e) => {
+                mxa_cli::log(PROG, &[("event", &"error"), ("id", id), ("error", &e)]);
+                sum.waiting = 1;
+                return sum;
+            }
+        };
+        if let Err(e) = self.work(&mut claim, &mut sum) {
+            mxa_cli::log(PROG, &[("event", &"error"), ("id", id), ("error", &e)]);
+        }
+        let env = claim.envelope();
+        for r in env
+            .recipients
+            .iter()
+            .filter(|r| matches!(r.state, State::Pending | State::Deferred))
+        {
+            sum.waiting += 1;
+            let t = r.next_try.unwrap_or(self.now);
+            sum.next_due = Some(sum.next_due.map_or(t, |d| d.min(t)));
+        }
+        if env.is_done() {
+            match claim.remove() {
+                Ok(()) => mxa_cli::log(PROG, &[("event", &"removed"), ("id", id)]),
+                Err(e) => mxa_cli::log(PROG, &[("event", &"error"), ("id", id), ("error", &e)]),
+            }
+        }
+        sum
+    }
+
+    fn work(&self, claim: &mut Claim<'_>, sum: &mut Summary) -> Result<(), mxa_spool::Error> {
+        let id = claim.id().clone();
+        let mut env = claim.envelope().clone();
+        if self.expand(&id, &mut env) {
+            claim.update(env.clone())?;
+        }
+        let mut data = Vec::new();
+        claim
+            .data()?
+            .read_to_end(&mut data)
+            .map_err(|e| mxa_spool::Error::Io {
+                op: "read",
+                path: self.runner.spool.data_path(&id),
+                source: e,
+            })?;
+        let mut failed: Vec<(usize, String)> = Vec::new();
+        for i in 0..env.recipients.len() {
+            let r = &env.recipients[i];
+            let due = match self.mode {
+                Mode::All => true,
+                Mode::Due => r.next_try.is_none_or(|t| t <= self.now),
+            };
+            if !matches!(r.state, State::Pending | State::Deferred) || !due {
+                continue;
+            }
+            let Some(outcome) = self.deliver(&env, r, &data) else {
+                continue;
+            };
+            let r = &mut env.recipients[i];
+            r.attempts = r.attempts.saturating_add(1);
+            match outcome {
+                Outcome::Delivered => {
+                    r.state = State::Delivered;
+                    r.next_try = None;
+                    r.last_reply = Some("delivered".into());
+                    sum.delivered += 1;
+                    log_rcpt("delivered", &id, r, "");
+                    claim.update(env.clone())?;
+                }
+                Outcome::Deferred(why)
+                    if self.now.saturating_sub(env.created) < self.lifetime() =>
+                {
+                    r.state = State::Deferred;
+                    r.next_try = Some(schedule::next_try(self.now, r.attempts));
+                    r.last_reply = Some(why.clone());
+                    sum.deferred += 1;
+                    log_rcpt("deferred", &id, r, &why);
+                }
+                Outcome::Deferred(why) => {
+                    let days = self.lifetime() / 86400;
+                    failed.push((
+                        i,
+                        format!("4.4.7 gave up after {days} days of trying; last error: {why}"),
+                    ));
+                }
+                Outcome::Failed(why) => failed.push((i, why)),
+            }
+        }
+        if !failed.is_empty() {
+            self.bounce(&id, &mut env, &failed, &data, sum);
+        }
+        self.warn_delay(&id, &mut env, &data);
+        claim.update(env)?;
+        Ok(())
+    }
+
+    fn lifetime(&self) -> u64 {
+        self.runner.config.queue.lifetime.as_secs()
+    }
+
+    fn is_local(&self, address: &str) -> bool {
+        match address.rsplit_once('@') {
+            None => true,
+            Some((_, d)) => {
+                self.runner.config.is_local_domain(d)
+                    || d.eq_ignore_ascii_case(&self.runner.config.hostname)
+            }
+        }
+    }
+
+    /// Replaces each new local recipient that has an alias by its targets.
+    /// Returns whether the envelope changed.
+    fn expand(&self, id: &QueueId, env: &mut Envelope) -> bool {
+        let Some(aliases) = &self.aliases else {
+            return false;
+        };
+        let domains = &self.runner.config.domains;
+        let mut out: Vec<Recipient> = Vec::with_capacity(env.recipients.len());
+        let mut changed = false;
+        for r in env.recipients.drain(..) {
+            let fresh = r.state == State::Pending
+                && r.attempts == 0
+                && r.parent.is_none()
+                && self.is_local(&r.address);
+            let targets = if fresh {
+                aliases.expand(&r.address, domains)
+            } else {
+                Ok(None)
+            };
+            match targets {
+                Ok(Some(targets)) => {
+                    changed = true;
+                    mxa_cli::log(
+                        PROG,
+                        &[
+                            ("event", &"expanded"),
+                            ("id", id),
+                            ("to", &format!("<{}>", r.address)),
+                            ("targets", &targets.len()),
+                        ],
+                    );
+                    for t in targets {
+                        let address = match t {
+                            Target::Address(a) => a,
+                            Target::Command(c) => format!("|{c}"),
+                            Target::File(p) => p.to_string_lossy().into_owned(),
+                        };
+                        let mut child = Recipient::new(address);
+                        child.notify = r.notify.clone();
+                        child.orcpt = r
+                            .orcpt
+                            .clone()
+                            .or_else(|| Some(format!("rfc822;{}", r.address)));
+                        child.parent = Some(r.address.clone());
+                        out.push(child);
+                    }
+                }
+                Ok(None) => out.push(r),
+                Err(e) => {
+                    mxa_cli::log(
+                        PROG,
+                        &[("event", &"alias-error"), ("id", id), ("error", &e)],
+                    );
+                    out.push(r);
+                }
+            }
+        }
+        env.recipients = out;
+        changed
+    }
+
+    /// Tries one recipient; None when it cannot be tried by this build.
+    fn deliver(&self, env: &Envelope, r: &Recipient, data: &[u8]) -> Option<Outcome> {
+        let config = &self.runner.config;
+        if let Some(parent) = &r.parent {
+            if let Some(cmd) = r.address.strip_prefix('|') {
+                return Some(deliver_file::command(
+                    config,
+                    cmd,
+                    &env.sender,
+                    parent,
+                    data,
+                ));
+            }
+            if r.address.starts_with('/') {
+                return Some(deliver_file::file(&r.address, &env.sender, parent, data));
+            }
+        }
+        if !self.is_local(&r.address) {
+            // Remote delivery (SMTP to MX hosts, relayhost, routes) is not
+            // built yet: the recipient waits, untouched, for a runner that
+            // has it (issue #5).
+            return None;
+        }
+        let parts = Parts::new(&r.address, config, &self.users);
+        let orig = r
+            .orcpt
+            .as_deref()
+            .map(|o| o.split_once(';').map_or(o, |(_, a)| a));
+        Some(mda::deliver(config, &parts, &env.sender, orig, data))
+    }
+
+    /// Queues one bounce for the recipients in `failed`, then marks them
+    /// failed. If the bounce cannot be queued they stay as they were, to be
+    /// tried (and bounced) again.
+    fn bounce(
+        &self,
+        id: &QueueId,
+        env: &mut Envelope,
+        failed: &[(usize, String)],
+        data: &[u8],
+        sum: &mut Summary,
+    ) {
+        let wants = |r: &Recipient| r.notify.as_deref().is_none_or(|n| n.contains("failure"));
+        let entries: Vec<Entry> = failed
+            .iter()
+            .filter(|(i, _)| wants(&env.recipients[*i]))
+            .map(|(i, why)| entry(&env.recipients[*i], Action::Failed, why))
+            .collect();
+        let queued = if env.sender.is_empty() || entries.is_empty() {
+            Ok(None) // RFC 3461/5321 §4.5.5: never bounce a bounce
+        } else {
+            self.queue_report(id, env, entries, data, None).map(Some)
+        };
+        match queued {
+            Ok(report_id) => {
+                for (i, why) in failed {
+                    let r = &mut env.recipients[*i];
+                    r.state = State::Failed;
+                    r.next_try = None;
+                    r.last_reply = Some(why.clone());
+                    sum.failed += 1;
+                    let note = report_id
+                        .as_ref()
+                        .map_or("no bounce".to_string(), |b| format!("bounce {b}"));
+                    log_rcpt("failed", id, r, &format!("{why} ({note})"));
+                }
+            }
+            Err(e) => mxa_cli::log(
+                PROG,
+                &[
+                    ("event", &"error"),
+                    ("id", id),
+                    ("error", &format!("queuing the bounce: {e}")),
+                ],
+            ),
+        }
+    }
+
+    /// One delay warning per message, once it is `delay_warning` old, for
+    /// the deferred recipients whose NOTIFY does not exclude it.
+    fn warn_delay(&self, id: &QueueId, env: &mut Envelope, data: &[u8]) {
+        let age = self.now.saturating_sub(env.created);
+        if env.warned
+            || env.sender.is_empty()
+            || age < self.runner.config.queue.delay_warning.as_secs()
+        {
+            return;
+        }
+        let wants = |r: &Recipient| r.notify.as_deref().is_none_or(|n| n.contains("delay"));
+        let entries: Vec<Entry> = env
+            .recipients
+            .iter()
+            .filter(|r| r.state == State::Deferred && wants(r))
+            .map(|r| entry(r, Action::Delayed, r.last_reply.as_deref().unwrap_or("")))
+            .collect();
+        if entries.is_empty() {
+            return;
+        }
+        let until = env.created + self.lifetime();
+        if self
+            .queue_report(id, env, entries, data, Some(until))
+            .is_ok()
+        {
+            env.warned = true;
+        }
+    }
+
+    fn queue_report(
+        &self,
+        id: &QueueId,
+        env: &Envelope,
+        entries: Vec<Entry>,
+        data: &[u8],
+        until: Option<u64>,
+    ) -> Result<QueueId, mxa_spool::Error> {
+        let config = &self.runner.config;
+        let report = Report {
+            hostname: &config.hostname,
+            queue_id: id.as_str(),
+            envelope: env,
+            entries,
+            languages: &config.queue.bounce_languages,
+            now: self.now,
+            retry_until: until,
+        };
+        let msg = bounce::build(&report, data);
+        let mut benv = Envelope::new("", [env.sender.clone()]);
+        benv.origin = Some(format!("report on {id}"));
+        let bid = self.runner.spool.inject(&benv, &msg)?;
+        let kind = if until.is_some() {
+            "delay-warning"
+        } else {
+            "bounce"
+        };
+        mxa_cli::log(
+            PROG,
+            &[
+                ("event", &kind),
+                ("id", id),
+                ("report", &bid),
+                ("to", &format!("<{}>", env.sender)),
+            ],
+        );
+        Ok(bid)
+    }
+}
+
+fn entry(r: &Recipient, action: Action, why: &str) -> Entry {
+    let smtp = why.len() > 3 && why.as_bytes()[..3].iter().all(u8::is_ascii_digit);
+    let fallback = if action == Action::Failed {
+        "5.0.0"
+    } else {
+        "4.0.0"
+    };
+    let status = bounce::status_of(why, fallback);
+    let diagnostic = if smtp {
+        Diagnostic::Smtp(why.to_string())
+    } else if why.is_empty() {
+        Diagnostic::None
+    } else {
+        Diagnostic::Unix(why.to_string())
+    };
+    let address = r
+        .parent
+        .clone()
+        .filter(|_| r.address.starts_with(['|', '/']))
+        .unwrap_or_else(|| r.address.clone());
+    Entry {
+        address,
+        orcpt: r.orcpt.clone(),
+        action,
+        status,
+        diagnostic,
+        remote_mta: None,
+    }
+}
+
+fn log_rcpt(event: &str, id: &QueueId, r: &Recipient, why: &str) {
+    let to = format!("<{}>", r.address);
+    if why.is_empty() {
+        mxa_cli::log(
+            PROG,
+            &[
+                ("event", &event),
+                ("id", id),
+                ("to", &to),
+                ("attempts", &r.attempts),
+            ],
+        );
+    } else {
+        mxa_cli::log(
+            PROG,
+            &[
+                ("event", &event),
+                ("id", id),
+                ("to", &to),
+                ("attempts", &r.attempts),
+                ("reason", &why),
+            ],
+        );
+    }
+}
