@@ -99,7 +99,9 @@ fn creates_a_complete_system_and_stops_on_sigterm() {
         !users.contains(&password),
         "the password is stored hashed only"
     );
-    // The system it made is a working one: mxa-sendmail queues into it.
+    // The system it made is a working one: mail queued with mxa-sendmail
+    // reaches the test user's Maildir through the queue runner it runs.
+    wait_line(&rx, &mut seen, "queue | mxa-queue: event=started");
     let out = mxa_tests::run_with_input(
         Command::new(bin("mxa"))
             .args(["sendmail", "-c"])
@@ -108,13 +110,9 @@ fn creates_a_complete_system_and_stops_on_sigterm() {
         b"Subject: hi\n\nhello\n",
     );
     assert!(out.status.success(), "{}", mxa_tests::stderr(&out));
-    assert_eq!(
-        mxa_spool::Spool::new(dir.join("spool"))
-            .list()
-            .expect("list")
-            .len(),
-        1
-    );
+    wait_line(&rx, &mut seen, "event=delivered");
+    let new = dir.join("mail/localhost/test/new");
+    assert_eq!(std::fs::read_dir(&new).expect("Maildir").count(), 1);
     assert_eq!(signal_and_wait(&mut child, Signal::SIGTERM), Some(143));
 
     // A second start reuses the system and prints no password.
@@ -180,7 +178,7 @@ fn supervises_daemons_prefixes_their_logs_and_forwards_signals() {
     // A daemon that dies takes the system down with a non-zero status.
     std::fs::write(
         bindir.join("mxa-pop3d"),
-        "#!/bin/sh\necho 'cannot bind' >&2\nexit 3\n",
+        "#!/bin/sh\nsleep 0.5\necho 'cannot bind' >&2\nexit 3\n",
     )
     .expect("write");
     let (mut child, rx) = spawn_lines(

@@ -18,7 +18,7 @@ use crate::init;
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// A daemon `mxa up` can run, and when the config enables it. Programs join
-/// this table as their issues land (the queue runner with #5).
+/// this table as their issues land.
 struct Daemon {
     name: &'static str,
     program: &'static str,
@@ -27,6 +27,12 @@ struct Daemon {
 }
 
 const DAEMONS: &[Daemon] = &[
+    Daemon {
+        name: "queue",
+        program: "mxa-queue",
+        args: &["run"],
+        enabled: |_| true,
+    },
     Daemon {
         name: "smtpd",
         program: "mxa-smtpd",
