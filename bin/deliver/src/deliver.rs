@@ -92,7 +92,7 @@ pub fn run(args: &Args, env: Env, input: impl Read) -> Result<Vec<PathBuf>, Fail
             ));
         }
     };
-    let mut message = Parsed::parse(&raw);
+    let mut message = Parsed::parse_owned(raw);
     headers::prepare(&mut message, &sender, address.as_deref()).map_err(|_| {
         let who = address.clone().unwrap_or_default();
         Failure::new(exit::DATAERR, format!("mail loop: the message was already delivered to {who} (Delivered-To:); nothing written"))
@@ -165,7 +165,7 @@ fn read_all(input: impl Read, limit: u64) -> Result<Vec<u8>, Failure> {
             "empty message on standard input; nothing written",
         ));
     }
-    Ok(mxa_message::to_lf(&raw))
+    Ok(mxa_message::to_lf_owned(raw))
 }
 
 /// The address of a leading mbox `From ` line (Postfix's mailbox_command

@@ -115,6 +115,10 @@ impl Maildir {
     /// directory holding it). Idempotent, and safe against another process
     /// creating the same directories at the same time.
     pub fn create(&self) -> Result<(), Error> {
+        // The usual case, an existing Maildir, costs one stat per folder.
+        if self.exists() {
+            return Ok(());
+        }
         mkdir_all(&self.root)?;
         for sub in ["tmp", "new", "cur"] {
             mkdir(&self.root, &self.root.join(sub))?;

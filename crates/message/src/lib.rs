@@ -53,6 +53,23 @@ impl Parsed {
     /// Splits a message with LF line ends. A leading mbox `From ` line is
     /// dropped: it is no header (Postfix's sendmail drops it too).
     pub fn parse(msg: &[u8]) -> Parsed {
+        let (fields, start) = Parsed::header(msg);
+        Parsed {
+            fields,
+            body: msg[start..].to_vec(),
+        }
+    }
+
+    /// [`Parsed::parse`] of an owned message: the body keeps the buffer
+    /// (no copy of a large message).
+    pub fn parse_owned(mut msg: Vec<u8>) -> Parsed {
+        let (fields, start) = Parsed::header(&msg);
+        msg.drain(..start);
+        Parsed { fields, body: msg }
+    }
+
+    /// The header fields and the offset where the body starts.
+    fn header(msg: &[u8]) -> (Vec<Field>, usize) {
         let mut rest = msg;
         if rest.starts_with(b"From ") {
             rest = rest
@@ -90,10 +107,7 @@ impl Parsed {
                 f.raw.push(b'\n');
             }
         }
-        Parsed {
-            fields,
-            body: rest.to_vec(),
-        }
+        (fields, msg.len() - rest.len())
     }
 
     /// Whether a field named `name` is present.
@@ -135,20 +149,27 @@ fn field_name(line: &[u8]) -> Option<String> {
 /// Turns CRLF line ends into LF, the form mxa stores; a final line without
 /// an end gets one.
 pub fn to_lf(input: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(input.len() + 1);
-    let mut i = 0;
-    while i < input.len() {
-        if input[i] == b'\r' && input.get(i + 1) == Some(&b'\n') {
-            i += 1;
-            continue;
+    to_lf_owned(input.to_vec())
+}
+
+/// [`to_lf`] in place: a message that already has LF line ends (the usual
+/// case) is returned as it is, without a copy.
+pub fn to_lf_owned(mut v: Vec<u8>) -> Vec<u8> {
+    if v.contains(&b'\r') {
+        let mut w = 0;
+        for r in 0..v.len() {
+            if v[r] == b'\r' && v.get(r + 1) == Some(&b'\n') {
+                continue;
+            }
+            v[w] = v[r];
+            w += 1;
         }
-        out.push(input[i]);
-        i += 1;
+        v.truncate(w);
     }
-    if !out.is_empty() && !out.ends_with(b"\n") {
-        out.push(b'\n');
+    if !v.is_empty() && !v.ends_with(b"\n") {
+        v.push(b'\n');
     }
-    out
+    v
 }
 
 /// An RFC 5322 date (`Mon, 23 Nov 2026 18:20:00 +0000`) for a Unix time,
