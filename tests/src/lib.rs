@@ -5,6 +5,7 @@
 //! fail the test when `MXA_REQUIRE_PEERS=1` (as CI sets) and skip loudly
 //! otherwise.
 
+pub mod postfix;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -55,11 +56,11 @@ pub fn peers_required() -> bool {
 /// Finds a real peer program on PATH. Missing: panics under
 /// `MXA_REQUIRE_PEERS=1`, else prints a SKIP line and returns None.
 pub fn peer(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    });
+    // Daemons and their tools (postfix, smtp-sink, dnsmasq) live in sbin,
+    // which an ordinary user's PATH may lack.
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs = std::env::split_paths(&path).chain(["/usr/sbin", "/sbin"].map(PathBuf::from));
+    let found = dirs.map(|d| d.join(name)).find(|p| p.is_file());
     if found.is_none() {
         skip_or_fail(&format!(
             "peer {name} is not installed (.ci/run installs it)"
@@ -168,6 +169,7 @@ domains = ["{DOMAIN}"]
 users = "users"
 spool = "spool"
 mailroot = "mail"
+user = "nobody"
 
 [smtpd]
 listen = ["127.0.0.1:{}"]
@@ -180,6 +182,11 @@ max_message_size = "10M"
 [pop3d]
 listen = ["127.0.0.1:{}"]
 pop3s = ["127.0.0.1:{}"]
+
+# Tests never ask a DNS server off this machine: lookups go to a closed
+# loopback port and fail as temporary, unless a test runs dnsmasq.
+[dns]
+nameservers = ["127.0.0.1:9"]
 {extra}"#,
             ports.smtp, ports.submission, ports.submissions, ports.pop3, ports.pop3s
         );

@@ -32,8 +32,9 @@ fn man_pages_render_cleanly() {
         "mxa-sendmail.8",
         "mxa-postdrop.8",
         "mxa-queue.8",
+        "mxa-deliver.8",
     ] {
         assert!(dir.join(page).exists(), "man/{page} is missing");
     }
-    assert!(pages >= 6);
+    assert!(pages >= 7);
 }

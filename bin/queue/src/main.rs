@@ -62,6 +62,9 @@ enum Cmd {
     },
     /// Stay up and deliver as messages arrive.
     Run,
+    /// Internal: one domain's remote delivery, for a runner started as root.
+    #[command(name = "smtp-out", hide = true)]
+    SmtpOut,
 }
 
 /// An error and its exit status, printed once by main.
@@ -123,6 +126,12 @@ fn run(cli: Cli) -> Result<i32, Failure> {
         Cmd::Release { id } => set_held(&spool, &parse_id(&id)?, false),
         Cmd::Flush { due } => return flush(config, spool, due),
         Cmd::Run => return run_daemon(config, spool),
+        Cmd::SmtpOut => {
+            let r = mxa_runner::smtp_out::serve(&config, io::stdin().lock(), io::stdout().lock());
+            return r
+                .map(|()| exit::OK)
+                .map_err(|e| Failure(exit::SOFTWARE, e.to_string()));
+        }
     };
     written.map(|()| exit::OK)
 }

@@ -12,6 +12,9 @@ pub mod bounce;
 pub mod deliver_file;
 pub mod mda;
 pub mod pass;
+pub mod remote;
 pub mod schedule;
+pub mod smtp_out;
+mod tls;
 
 pub use pass::{Mode, Runner, Summary};

@@ -175,8 +175,20 @@ pub fn run(c: &mut Command, data: &[u8], timeout: Duration) -> Outcome {
             Some(0) => Outcome::Delivered,
             Some(75) => Outcome::Deferred(why(s.to_string())),
             None => Outcome::Deferred(why(s.to_string())),
-            Some(_) => Outcome::Failed(why(s.to_string())),
+            // sysexits to RFC 3463, so the bounce explains it well.
+            Some(code) => Outcome::Failed(format!("{} {}", exit_status(code), why(s.to_string()))),
         },
+    }
+}
+
+/// The enhanced status code for an MDA's sysexits code.
+fn exit_status(code: i32) -> &'static str {
+    match code {
+        67 => "5.1.1",      // EX_NOUSER: no such mailbox
+        65 => "5.6.0",      // EX_DATAERR: the message (e.g. a mail loop)
+        77 => "5.7.1",      // EX_NOPERM
+        73 | 74 => "5.3.0", // cannot create, I/O error
+        _ => "5.3.0",
     }
 }
 
@@ -230,7 +242,7 @@ mod tests {
         );
         assert_eq!(
             run(&mut sh("echo 'no such user' >&2; exit 67"), b"x", t),
-            Outcome::Failed("no such user".into())
+            Outcome::Failed("5.1.1 no such user".into())
         );
         assert!(matches!(
             run(&mut sh("kill -9 $$"), b"x", t),

@@ -15,6 +15,7 @@ use mxa_spool::{Claim, Envelope, QueueId, Recipient, Spool, State, TMP_MAX_AGE};
 use crate::aliases::{Aliases, Target};
 use crate::bounce::{self, Action, Diagnostic, Entry, Report};
 use crate::mda::{self, Outcome, Parts};
+use crate::remote::Remote;
 use crate::{deliver_file, schedule};
 
 const PROG: &str = "mxa-queue";
@@ -77,6 +78,7 @@ struct Ctx<'a> {
     aliases: Option<Aliases>,
     mode: Mode,
     now: u64,
+    remote: Result<Remote, String>,
 }
 
 impl Runner {
@@ -93,12 +95,14 @@ impl Runner {
             None => None,
         };
         let ids: VecDeque<QueueId> = self.spool.list().map_err(|e| e.to_string())?.into();
+        let remote = Remote::new(&self.config);
         let ctx = Ctx {
             runner: self,
             users,
             aliases,
             mode,
             now: mxa_spool::now(),
+            remote,
         };
         let queue = Mutex::new(ids);
         let total = Mutex::new(Summary::default());
@@ -174,54 +178,112 @@ impl Ctx<'_> {
                 source: e,
             })?;
         let mut failed: Vec<(usize, String)> = Vec::new();
-        for i in 0..env.recipients.len() {
-            let r = &env.recipients[i];
-            let due = match self.mode {
-                Mode::All => true,
-                Mode::Due => r.next_try.is_none_or(|t| t <= self.now),
-            };
-            if !matches!(r.state, State::Pending | State::Deferred) || !due {
-                continue;
+        let due: Vec<usize> = (0..env.recipients.len())
+            .filter(|&i| {
+                let r = &env.recipients[i];
+                let due = match self.mode {
+                    Mode::All => true,
+                    Mode::Due => r.next_try.is_none_or(|t| t <= self.now),
+                };
+                matches!(r.state, State::Pending | State::Deferred) && due
+            })
+            .collect();
+        let (remote, local): (Vec<usize>, Vec<usize>) = due
+            .into_iter()
+            .partition(|&i| self.is_remote(&env.recipients[i]));
+        for i in local {
+            let outcome = self.deliver(&env, &env.recipients[i], &data);
+            self.apply(claim, &mut env, i, outcome, &mut failed, sum)?;
+        }
+        // All recipients of one domain in one transaction.
+        let mut by_domain: Vec<(String, Vec<usize>)> = Vec::new();
+        for i in remote {
+            let d = env.recipients[i]
+                .address
+                .rsplit_once('@')
+                .map_or("", |(_, d)| d)
+                .to_ascii_lowercase();
+            match by_domain.iter_mut().find(|(x, _)| *x == d) {
+                Some((_, v)) => v.push(i),
+                None => by_domain.push((d, vec![i])),
             }
-            let Some(outcome) = self.deliver(&env, r, &data) else {
-                continue;
+        }
+        for (domain, idxs) in by_domain {
+            let config = &self.runner.config;
+            let outcomes = match &self.remote {
+                // Never read the network as root: a child that drops to
+                // `user` does it (see smtp_out).
+                _ if nix::unistd::geteuid().is_root() => {
+                    crate::smtp_out::deliver(config, &id, &domain, &env, &idxs, &data)
+                }
+                Ok(r) => r.deliver(config, &id, &domain, &env, &idxs, &data),
+                Err(e) => vec![Outcome::Deferred(format!("4.3.0 {e}")); idxs.len()],
             };
-            let r = &mut env.recipients[i];
-            r.attempts = r.attempts.saturating_add(1);
-            match outcome {
-                Outcome::Delivered => {
-                    r.state = State::Delivered;
-                    r.next_try = None;
-                    r.last_reply = Some("delivered".into());
-                    sum.delivered += 1;
-                    log_rcpt("delivered", &id, r, "");
-                    claim.update(env.clone())?;
-                }
-                Outcome::Deferred(why)
-                    if self.now.saturating_sub(env.created) < self.lifetime() =>
-                {
-                    r.state = State::Deferred;
-                    r.next_try = Some(schedule::next_try(self.now, r.attempts));
-                    r.last_reply = Some(why.clone());
-                    sum.deferred += 1;
-                    log_rcpt("deferred", &id, r, &why);
-                }
-                Outcome::Deferred(why) => {
-                    let days = self.lifetime() / 86400;
-                    failed.push((
-                        i,
-                        format!("4.4.7 gave up after {days} days of trying; last error: {why}"),
-                    ));
-                }
-                Outcome::Failed(why) => failed.push((i, why)),
+            for (i, o) in idxs.into_iter().zip(outcomes) {
+                self.apply(claim, &mut env, i, o, &mut failed, sum)?;
             }
         }
         if !failed.is_empty() {
             self.bounce(&id, &mut env, &failed, &data, sum);
         }
         self.warn_delay(&id, &mut env, &data);
-        claim.update(env)?;
+        // Only a real change is written: a rewrite would wake `run`'s own
+        // inotify watch and turn an idle queue into a busy loop.
+        if env != *claim.envelope() {
+            claim.update(env)?;
+        }
         Ok(())
+    }
+
+    /// Records one attempt's outcome: a delivery at once and durably (a
+    /// crash must not repeat it), a deferral with its next try, a failure
+    /// into `failed`, bounced at the end of the message.
+    fn apply(
+        &self,
+        claim: &mut Claim<'_>,
+        env: &mut Envelope,
+        i: usize,
+        outcome: Outcome,
+        failed: &mut Vec<(usize, String)>,
+        sum: &mut Summary,
+    ) -> Result<(), mxa_spool::Error> {
+        let id = claim.id().clone();
+        let expired = self.now.saturating_sub(env.created) >= self.lifetime();
+        let r = &mut env.recipients[i];
+        r.attempts = r.attempts.saturating_add(1);
+        match outcome {
+            Outcome::Delivered => {
+                r.state = State::Delivered;
+                r.next_try = None;
+                r.last_reply = Some("delivered".into());
+                sum.delivered += 1;
+                log_rcpt("delivered", &id, r, "");
+                claim.update(env.clone())?;
+            }
+            Outcome::Deferred(why) if !expired => {
+                r.state = State::Deferred;
+                r.next_try = Some(schedule::next_try(self.now, r.attempts));
+                r.last_reply = Some(why.clone());
+                sum.deferred += 1;
+                log_rcpt("deferred", &id, r, &why);
+            }
+            Outcome::Deferred(why) => {
+                let span = mxa_config::format_duration(self.runner.config.queue.lifetime);
+                failed.push((
+                    i,
+                    format!("4.4.7 gave up after {span} of trying; last error: {why}"),
+                ));
+            }
+            Outcome::Failed(why) => failed.push((i, why)),
+        }
+        Ok(())
+    }
+
+    /// A recipient for another host: not in `domains`, not our host name,
+    /// and not an alias's command or file.
+    fn is_remote(&self, r: &Recipient) -> bool {
+        let special = r.parent.is_some() && r.address.starts_with(['|', '/']);
+        !special && !self.is_local(&r.address)
     }
 
     fn lifetime(&self) -> u64 {
@@ -299,35 +361,23 @@ impl Ctx<'_> {
         changed
     }
 
-    /// Tries one recipient; None when it cannot be tried by this build.
-    fn deliver(&self, env: &Envelope, r: &Recipient, data: &[u8]) -> Option<Outcome> {
+    /// Tries one local recipient (a user, or an alias's command or file).
+    fn deliver(&self, env: &Envelope, r: &Recipient, data: &[u8]) -> Outcome {
         let config = &self.runner.config;
         if let Some(parent) = &r.parent {
             if let Some(cmd) = r.address.strip_prefix('|') {
-                return Some(deliver_file::command(
-                    config,
-                    cmd,
-                    &env.sender,
-                    parent,
-                    data,
-                ));
+                return deliver_file::command(config, cmd, &env.sender, parent, data);
             }
             if r.address.starts_with('/') {
-                return Some(deliver_file::file(&r.address, &env.sender, parent, data));
+                return deliver_file::file(&r.address, &env.sender, parent, data);
             }
-        }
-        if !self.is_local(&r.address) {
-            // Remote delivery (SMTP to MX hosts, relayhost, routes) is not
-            // built yet: the recipient waits, untouched, for a runner that
-            // has it (issue #5).
-            return None;
         }
         let parts = Parts::new(&r.address, config, &self.users);
         let orig = r
             .orcpt
             .as_deref()
             .map(|o| o.split_once(';').map_or(o, |(_, a)| a));
-        Some(mda::deliver(config, &parts, &env.sender, orig, data))
+        mda::deliver(config, &parts, &env.sender, orig, data)
     }
 
     /// Queues one bounce for the recipients in `failed`, then marks them
@@ -446,6 +496,16 @@ impl Ctx<'_> {
     }
 }
 
+fn leading_status(why: &str) -> Option<String> {
+    let word = why.split_whitespace().next()?;
+    let mut parts = word.split('.');
+    let class = parts.next()?;
+    let ok = matches!(class, "2" | "4" | "5")
+        && parts.clone().count() == 2
+        && parts.all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()));
+    ok.then(|| word.to_string())
+}
+
 fn entry(r: &Recipient, action: Action, why: &str) -> Entry {
     let smtp = why.len() > 3 && why.as_bytes()[..3].iter().all(u8::is_ascii_digit);
     let fallback = if action == Action::Failed {
@@ -453,7 +513,9 @@ fn entry(r: &Recipient, action: Action, why: &str) -> Entry {
     } else {
         "4.0.0"
     };
-    let status = bounce::status_of(why, fallback);
+    // A local reason may start with its own enhanced code ("5.1.1 no such
+    // user", "4.4.7 gave up"): RFC 3463's x.y.z with x of 2, 4 or 5.
+    let status = leading_status(why).unwrap_or_else(|| bounce::status_of(why, fallback));
     let diagnostic = if smtp {
         Diagnostic::Smtp(why.to_string())
     } else if why.is_empty() {

@@ -1,0 +1,153 @@
+//! Remote delivery in a process of its own, for a runner started as root:
+//! no mxa process reads the network as root (DESIGN.md), so the runner
+//! hands each domain's delivery to `mxa-queue smtp-out`, which becomes
+//! `[user]` before it connects anywhere, as qmail's qmail-remote runs as
+//! its own user. The runner keeps root for local delivery, where
+//! mxa-deliver becomes each mailbox's owner.
+//!
+//! The hand-over on stdin: the queue id, the domain, the envelope (only the
+//! recipients to try) in the spool's text format, a blank line, the
+//! message. The answer on stdout: one line per recipient, in order,
+//! `delivered`, `deferred REASON` or `failed REASON`.
+
+use std::ffi::CString;
+use std::io::{self, BufRead, Read, Write};
+use std::process::{Command, Stdio};
+
+use mxa_config::Config;
+use mxa_spool::{Envelope, QueueId};
+
+use crate::mda::Outcome;
+use crate::remote::Remote;
+
+/// The hidden subcommand of mxa-queue that runs [`serve`].
+pub const SUBCOMMAND: &str = "smtp-out";
+
+/// Runs one domain's delivery in a child process; one outcome per index.
+pub fn deliver(
+    config: &Config,
+    id: &QueueId,
+    domain: &str,
+    env: &Envelope,
+    idxs: &[usize],
+    data: &[u8],
+) -> Vec<Outcome> {
+    match spawn(config, id, domain, env, idxs, data) {
+        Ok(v) if v.len() == idxs.len() => v,
+        Ok(_) => {
+            vec![Outcome::Deferred("4.3.0 the SMTP helper gave a short answer".into()); idxs.len()]
+        }
+        Err(e) => vec![Outcome::Deferred(format!("4.3.0 the SMTP helper failed: {e}")); idxs.len()],
+    }
+}
+
+fn spawn(
+    config: &Config,
+    id: &QueueId,
+    domain: &str,
+    env: &Envelope,
+    idxs: &[usize],
+    data: &[u8],
+) -> io::Result<Vec<Outcome>> {
+    let mut sub = env.clone();
+    sub.recipients = idxs.iter().map(|&i| env.recipients[i].clone()).collect();
+    let mut input = format!("{id}\n{domain}\n{}\n", sub.to_text()).into_bytes();
+    input.extend_from_slice(data);
+    let exe = std::env::current_exe()?;
+    let mut c = Command::new(exe);
+    if let Some(f) = &config.file {
+        c.arg("-c").arg(f).env("MXA_CONFIG", f);
+    }
+    let mut child = c
+        .arg(SUBCOMMAND)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut stdin = child.stdin.take();
+    let writer = std::thread::spawn(move || stdin.as_mut().map(|s| s.write_all(&input)));
+    let mut out = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        o.read_to_string(&mut out)?;
+    }
+    let _ = writer.join();
+    child.wait()?;
+    Ok(out.lines().map(parse_line).collect())
+}
+
+fn parse_line(line: &str) -> Outcome {
+    let (word, why) = line.split_once(' ').unwrap_or((line, ""));
+    match word {
+        "delivered" => Outcome::Delivered,
+        "failed" => Outcome::Failed(why.to_string()),
+        _ => Outcome::Deferred(why.to_string()),
+    }
+}
+
+/// The child's side: drop root, read the hand-over, deliver, answer.
+pub fn serve(config: &Config, input: impl Read, mut output: impl Write) -> io::Result<()> {
+    let mut input = io::BufReader::new(input);
+    let line = |r: &mut io::BufReader<_>| -> io::Result<String> {
+        let mut s = String::new();
+        r.read_line(&mut s)?;
+        Ok(s.trim_end().to_string())
+    };
+    let id = QueueId::parse(&line(&mut input)?).ok_or_else(|| io::Error::other("bad queue id"))?;
+    let domain = line(&mut input)?;
+    let mut text = String::new();
+    loop {
+        let l = line(&mut input)?;
+        if l.is_empty() {
+            break;
+        }
+        text.push_str(&l);
+        text.push('\n');
+    }
+    let env = Envelope::parse(&text)
+        .map_err(|(n, m)| io::Error::other(format!("envelope line {n}: {m}")))?;
+    let mut data = Vec::new();
+    input.read_to_end(&mut data)?;
+    let n = env.recipients.len();
+    let outcomes = match drop_root(config) {
+        Err(e) => vec![Outcome::Deferred(format!("4.3.0 {e}")); n],
+        Ok(()) => match Remote::new(config) {
+            Ok(r) => r.deliver(
+                config,
+                &id,
+                &domain,
+                &env,
+                &(0..n).collect::<Vec<_>>(),
+                &data,
+            ),
+            Err(e) => vec![Outcome::Deferred(format!("4.3.0 {e}")); n],
+        },
+    };
+    for o in outcomes {
+        let one = |s: &str| s.replace(['\r', '\n'], " ");
+        match o {
+            Outcome::Delivered => writeln!(output, "delivered")?,
+            Outcome::Deferred(w) => writeln!(output, "deferred {}", one(&w))?,
+            Outcome::Failed(w) => writeln!(output, "failed {}", one(&w))?,
+        }
+    }
+    output.flush()
+}
+
+/// Becomes `[user]` when running as root (a no-op otherwise).
+fn drop_root(config: &Config) -> Result<(), String> {
+    use nix::unistd::{User, geteuid, initgroups, setgid, setuid};
+    if !geteuid().is_root() {
+        return Ok(());
+    }
+    let u = User::from_name(&config.user)
+        .ok()
+        .flatten()
+        .ok_or_else(|| format!("the account {:?} (the `user` key) does not exist; remote delivery never runs as root", config.user))?;
+    if u.uid.is_root() {
+        return Err("`user` is root; remote delivery never runs as root".into());
+    }
+    let name = CString::new(u.name.clone()).map_err(|e| e.to_string())?;
+    initgroups(&name, u.gid).map_err(|e| format!("initgroups: {e}"))?;
+    setgid(u.gid).map_err(|e| format!("setgid: {e}"))?;
+    setuid(u.uid).map_err(|e| format!("setuid: {e}"))?;
+    Ok(())
+}

@@ -1,0 +1,38 @@
+//! mxa-smtp: the SMTP client as a state machine with no I/O, and the reply
+//! types that `mxa-smtpd` shares.
+//!
+//! Main types: [`reply::Reply`] (a server reply: code and text lines) and
+//! [`reply::Parser`] (bytes in, replies out, bounded);
+//! [`client::Client`] (one SMTP connection, driven by replies, answering with
+//! a [`client::Step`]), [`client::Envelope`] (one transaction),
+//! [`client::Outcome`] (one [`client::RcptResult`] per recipient) and
+//! [`client::dot_stuff`] (a message to its wire form). The only error type
+//! is [`ReplyError`]: a reply that cannot be parsed. Everything that goes
+//! wrong in a session is expressed as a [`reply::Reply`] per recipient —
+//! the server's, or a synthetic one with an RFC 3463 code when the decision
+//! is ours — because that is what a bounce or a log line needs.
+//!
+//! The caller (the queue runner) owns the socket and TLS, and runs this loop:
+//!
+//! ```text
+//! step = client.start(envelope)                // before or after the greeting
+//! loop match step:
+//!   Send(bytes)  -> write bytes; step = Wait
+//!   Wait         -> read; parser.feed(bytes);
+//!                   for each reply: step = client.on_reply(reply)   (stop at a step other than Wait)
+//!   StartTls     -> TLS handshake; step = client.tls_established()
+//!   SendData     -> write dot_stuff(message) (it ends with ".\r\n"); step = Wait
+//!   Done(outcome)-> record it; step = client.start(next) or client.quit()
+//!   Close        -> close the socket; stop
+//! on a read/write error or timeout: outcome = client.connection_error(why)
+//! ```
+//!
+//! Standards: RFC 5321 (SMTP), RFC 3207 (STARTTLS), RFC 2920 (PIPELINING),
+//! RFC 1870 (SIZE), RFC 6152 (8BITMIME), RFC 6531 and RFC 6533 (SMTPUTF8),
+//! RFC 3461 (DSN parameters, xtext), RFC 4954 and RFC 4616 (AUTH, PLAIN),
+//! RFC 3463 (enhanced status codes), RFC 4648 (base64).
+
+pub mod client;
+pub mod reply;
+
+pub use reply::ReplyError;
