@@ -5,7 +5,9 @@
 //! Modules: [`aliases`] (aliases(5) expansion), [`bounce`] (RFC 3464
 //! delivery status notifications in plain words), [`schedule`] (back-off),
 //! [`mda`] (running the local delivery command), [`pass`] (one pass over
-//! the queue).
+//! the queue), [`remote`] (SMTP to MX hosts, routes or a relayhost, with
+//! mxa-dns and mxa-smtp's client) and [`smtp_out`] (the same, in a child
+//! that drops root first).
 
 pub mod aliases;
 pub mod bounce;

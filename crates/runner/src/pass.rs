@@ -2,7 +2,8 @@
 //! expanded through the aliases, each due recipient tried, failures bounced
 //! (the bounce queued before the recipient is marked failed), a delay
 //! warning sent once, and the message removed when nothing is left to do.
-//! The envelope is rewritten after every delivery, so a crash repeats at
+//! The envelope is rewritten after every delivery (and at the end of the
+//! message, when anything changed), so a crash repeats at
 //! most the delivery in progress (DESIGN.md invariants 4 and 5).
 
 use std::collections::VecDeque;

@@ -103,7 +103,10 @@ impl Remote {
                 let outcome = self.session(config, id, conn, name, &dest, smtp_env.clone(), data);
                 // Nothing delivered and nothing refused for good (a 4xx
                 // greeting, a broken connection, greylisting): the next
-                // server may do better, and no copy can be duplicated.
+                // server may do better. A connection lost after the final
+                // dot may have delivered already: the next server then
+                // delivers a second copy (RFC 1047), the price of never
+                // losing one.
                 let first_deferred = match outcome.results.first() {
                     Some(RcptResult::Deferred(r)) => Some(r.text()),
                     _ => None,
@@ -337,8 +340,14 @@ fn handshake(
     name: &str,
     config: &Arc<ClientConfig>,
 ) -> io::Result<StreamOwned<ClientConnection, TcpStream>> {
+    // An address literal ("[192.0.2.1]", "[IPv6:2001:db8::1]") names an IP.
+    let bare = name.trim_start_matches('[').trim_end_matches(']');
+    let bare = bare
+        .strip_prefix("IPv6:")
+        .or_else(|| bare.strip_prefix("ipv6:"))
+        .unwrap_or(bare);
     let server =
-        ServerName::try_from(name.to_string()).map_err(|e| io::Error::other(e.to_string()))?;
+        ServerName::try_from(bare.to_string()).map_err(|e| io::Error::other(e.to_string()))?;
     let conn = ClientConnection::new(config.clone(), server).map_err(io::Error::other)?;
     let mut s = StreamOwned::new(conn, tcp);
     while s.conn.is_handshaking() {

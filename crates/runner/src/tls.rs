@@ -12,7 +12,7 @@ use rustls::crypto::{CryptoProvider, ring};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-/// Client configurations, built once per runner.
+/// Client configurations, built once per pass.
 #[derive(Debug, Clone)]
 pub struct Tls {
     /// For MX hosts: any certificate.
