@@ -313,3 +313,29 @@ fn mx_lookup_implicit_mx_and_null_mx() {
     let new = sys.root().join("mail/example.test/test/new");
     assert_eq!(fs::read_dir(&new).expect("Maildir").count(), 1);
 }
+
+/// `[queue] relayhost` with Postfix's bracket rule: every remote domain goes
+/// to that one host, no MX lookup.
+#[test]
+fn a_relayhost_takes_every_remote_domain() {
+    let sys0 = System::new();
+    let Some(sink) = Sink::start(sys0.root(), &[]) else {
+        return;
+    };
+    let sys = System::with_extra(&format!(
+        "\n[queue]\nrelayhost = \"[127.0.0.1]:{}\"\n",
+        sink.port
+    ));
+    send(
+        &sys,
+        &["a@one.example", "b@two.example"],
+        "Subject: via relay\n\nx\n",
+    );
+    let out = sys.run("mxa-queue", &["flush"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        sink.messages().len(),
+        2,
+        "one transaction per domain, both to the relayhost"
+    );
+}

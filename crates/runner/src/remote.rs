@@ -37,10 +37,21 @@ struct Destination {
 }
 
 /// Remote delivery, set up once per pass.
-#[derive(Debug)]
 pub struct Remote {
     resolver: mxa_dns::Resolver,
     tls: Tls,
+    /// The relayhost's credentials, read when the runner is set up (before
+    /// `smtp-out` gives up root, so the file may stay root's, mode 0600).
+    credentials: Result<Option<(String, String)>, String>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the relayhost's password.
+        f.debug_struct("Remote")
+            .field("resolver", &self.resolver)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Remote {
@@ -51,6 +62,7 @@ impl Remote {
         Ok(Remote {
             resolver,
             tls: Tls::new()?,
+            credentials: relay_credentials(config),
         })
     }
 
@@ -178,7 +190,7 @@ impl Remote {
                     )
                 })
                 .collect();
-            let auth = relay_credentials(config).map_err(Outcome::Deferred)?;
+            let auth = self.credentials.clone().map_err(Outcome::Deferred)?;
             let tls = if rh.port == 465 {
                 client::Tls::AlreadyOn
             } else if auth.is_some() {

@@ -107,19 +107,19 @@ pub fn serve(config: &Config, input: impl Read, mut output: impl Write) -> io::R
     let mut data = Vec::new();
     input.read_to_end(&mut data)?;
     let n = env.recipients.len();
-    let outcomes = match drop_root(config) {
-        Err(e) => vec![Outcome::Deferred(format!("4.3.0 {e}")); n],
-        Ok(()) => match Remote::new(config) {
-            Ok(r) => r.deliver(
-                config,
-                &id,
-                &domain,
-                &env,
-                &(0..n).collect::<Vec<_>>(),
-                &data,
-            ),
-            Err(e) => vec![Outcome::Deferred(format!("4.3.0 {e}")); n],
-        },
+    // Everything that needs root (the relayhost's password file) is read
+    // first; nothing is resolved or connected before root is dropped.
+    let remote = Remote::new(config);
+    let outcomes = match (drop_root(config), remote) {
+        (Err(e), _) | (Ok(()), Err(e)) => vec![Outcome::Deferred(format!("4.3.0 {e}")); n],
+        (Ok(()), Ok(r)) => r.deliver(
+            config,
+            &id,
+            &domain,
+            &env,
+            &(0..n).collect::<Vec<_>>(),
+            &data,
+        ),
     };
     for o in outcomes {
         let one = |s: &str| s.replace(['\r', '\n'], " ");
