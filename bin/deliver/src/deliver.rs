@@ -199,7 +199,8 @@ impl Job {
         } else {
             self.extension_folder(&top).unwrap_or(top)
         };
-        Ok(dir.deliver(&self.message.to_bytes(), &Durable::default())?)
+        let header = self.message.header_bytes();
+        Ok(dir.deliver_parts(&[&header, &self.message.body], &Durable::default())?)
     }
 
     /// `user+folder`: `.folder` when it exists (any case), never created

@@ -199,13 +199,25 @@ impl Maildir {
     /// (admins link `~/Maildir` elsewhere). On any error nothing is left in
     /// `new/` or `tmp/`.
     pub fn deliver(&self, msg: &[u8], durable: &Durable) -> Result<PathBuf, Error> {
+        self.deliver_parts(&[msg], durable)
+    }
+
+    /// [`Maildir::deliver`] of a message given in pieces (a header built
+    /// apart and the body as read), so a large message is never copied
+    /// whole just to be written.
+    pub fn deliver_parts(&self, msg: &[&[u8]], durable: &Durable) -> Result<PathBuf, Error> {
         for sub in ["tmp", "new", "cur"] {
             let p = self.root.join(sub);
             if fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
                 return Err(Error::Symlink(p));
             }
         }
-        let (size, vsize) = name::sizes(msg);
+        // A CRLF split across two pieces is not counted as one; mxa writes
+        // LF only, so this never matters in practice.
+        let (size, vsize) = msg
+            .iter()
+            .map(|m| name::sizes(m))
+            .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
         let parts = name::Parts::now(size, vsize).map_err(io_err("unique name", &self.root))?;
         let file = parts.name();
         let tmp = self.root.join("tmp").join(&file);
@@ -213,7 +225,9 @@ impl Maildir {
         let mut t = durable
             .create(&tmp, FILE_MODE)
             .map_err(io_err("create", &tmp))?;
-        t.write_all(msg).map_err(io_err("write", &tmp))?;
+        for piece in msg {
+            t.write_all(piece).map_err(io_err("write", &tmp))?;
+        }
         t.publish(&dest, Publish::NoReplace)
             .map_err(io_err("deliver", &dest))?;
         Ok(dest)

@@ -125,6 +125,17 @@ impl Parsed {
         self.fields.retain(|f| !f.is(name));
     }
 
+    /// The header alone: the fields and the blank line that ends them.
+    pub fn header_bytes(&self) -> Vec<u8> {
+        let mut out =
+            Vec::with_capacity(self.fields.iter().map(|f| f.raw.len()).sum::<usize>() + 1);
+        for f in &self.fields {
+            out.extend_from_slice(&f.raw);
+        }
+        out.push(b'\n');
+        out
+    }
+
     /// The message again: fields, blank line, body.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.body.len() + 1024);
