@@ -280,10 +280,11 @@ impl Remote {
         conn.set_read_timeout(Some(IO_TIMEOUT))?;
         conn.set_write_timeout(Some(IO_TIMEOUT))?;
         let tls_config = if dest.verify {
-            &self.tls.verified
+            self.tls.verified().map_err(io::Error::other)?
         } else {
-            &self.tls.opportunistic
+            self.tls.opportunistic.clone()
         };
+        let tls_config = &tls_config;
         let mut stream = if dest.tls == client::Tls::AlreadyOn {
             Conn::Tls(Box::new(handshake(conn, name, tls_config)?))
         } else {

@@ -12,17 +12,19 @@ use rustls::crypto::{CryptoProvider, ring};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-/// Client configurations, built once per pass.
-#[derive(Debug, Clone)]
+/// Client configurations, built once per pass. The verified one is built
+/// on first use: loading the system's roots costs more than a whole
+/// delivery, and only a relayhost needs them.
+#[derive(Debug)]
 pub struct Tls {
+    provider: Arc<CryptoProvider>,
     /// For MX hosts: any certificate.
     pub opportunistic: Arc<ClientConfig>,
-    /// For a relayhost: verified.
-    pub verified: Arc<ClientConfig>,
+    verified: std::sync::OnceLock<Result<Arc<ClientConfig>, String>>,
 }
 
 impl Tls {
-    /// Builds both configurations; the system roots are loaded once.
+    /// Builds the opportunistic configuration.
     pub fn new() -> Result<Tls, String> {
         let provider = Arc::new(ring::default_provider());
         let opportunistic = ClientConfig::builder_with_provider(provider.clone())
@@ -31,20 +33,27 @@ impl Tls {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider.clone())))
             .with_no_client_auth();
-        let mut roots = RootCertStore::empty();
-        let found = rustls_native_certs::load_native_certs();
-        for cert in found.certs {
-            let _ = roots.add(cert); // a malformed system certificate is skipped
-        }
-        let verified = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
         Ok(Tls {
+            provider,
             opportunistic: Arc::new(opportunistic),
-            verified: Arc::new(verified),
+            verified: std::sync::OnceLock::new(),
         })
+    }
+
+    /// For a relayhost: verified against the system's roots.
+    pub fn verified(&self) -> Result<Arc<ClientConfig>, String> {
+        self.verified
+            .get_or_init(|| {
+                let mut roots = RootCertStore::empty();
+                for cert in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(cert); // a malformed system certificate is skipped
+                }
+                ClientConfig::builder_with_provider(self.provider.clone())
+                    .with_safe_default_protocol_versions()
+                    .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
     }
 }
 
