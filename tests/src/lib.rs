@@ -292,6 +292,27 @@ pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Tallies the `X-Token: N` headers of delivered messages against tokens
+/// `0..n`: returns the tokens never delivered and the number of extra
+/// copies (the at-least-once cost of a crash).
+pub fn tally_tokens<S: AsRef<str>>(
+    texts: impl IntoIterator<Item = S>,
+    n: usize,
+) -> (Vec<usize>, usize) {
+    let mut seen = std::collections::HashMap::new();
+    for t in texts {
+        let tok: usize = t
+            .as_ref()
+            .lines()
+            .find_map(|l| l.strip_prefix("X-Token: "))
+            .and_then(|t| t.parse().ok())
+            .expect("an X-Token header");
+        *seen.entry(tok).or_insert(0usize) += 1;
+    }
+    let missing = (0..n).filter(|i| !seen.contains_key(i)).collect();
+    (missing, seen.values().map(|c| c - 1).sum())
+}
+
 /// The `id=` value of a log line (as `mxa-sendmail -v` prints).
 pub fn logged_id(text: &str) -> Option<String> {
     text.split_whitespace()

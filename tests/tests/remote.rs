@@ -383,18 +383,8 @@ fn a_runner_killed_during_a_remote_load_loses_nothing() {
     assert!(at_kill < n, "killed mid-load");
     let out = sys.run("mxa-queue", &["flush"], b"");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let mut seen = std::collections::HashMap::new();
-    for m in sink.messages() {
-        let tok: usize = m
-            .lines()
-            .find_map(|l| l.strip_prefix("X-Token: "))
-            .and_then(|t| t.parse().ok())
-            .expect("token");
-        *seen.entry(tok).or_insert(0usize) += 1;
-    }
-    let missing: Vec<usize> = (0..n).filter(|i| !seen.contains_key(i)).collect();
+    let (missing, dups) = mxa_tests::tally_tokens(sink.messages(), n);
     assert!(missing.is_empty(), "lost: {missing:?}");
-    let dups: usize = seen.values().map(|c| c - 1).sum();
     eprintln!("killed after {at_kill} of {n}; {dups} delivered twice");
     assert!(
         dups <= 4,

@@ -323,19 +323,13 @@ fn a_killed_runner_loses_nothing() {
     assert!(at_kill < n, "the runner was killed mid-load");
     let out = flush(&sys, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let mut seen = std::collections::HashMap::new();
-    for f in maildir_files(&md) {
-        let text = fs::read_to_string(f).expect("read");
-        let tok: usize = text
-            .lines()
-            .find_map(|l| l.strip_prefix("X-Token: "))
-            .and_then(|t| t.parse().ok())
-            .expect("token");
-        *seen.entry(tok).or_insert(0) += 1;
-    }
-    let missing: Vec<usize> = (0..n).filter(|i| !seen.contains_key(i)).collect();
+    let (missing, dups) = mxa_tests::tally_tokens(
+        maildir_files(&md)
+            .iter()
+            .map(|f| fs::read_to_string(f).expect("read")),
+        n,
+    );
     assert!(missing.is_empty(), "lost: {missing:?}");
-    let dups: usize = seen.values().map(|c| c - 1).sum();
     eprintln!("killed after {at_kill} of {n} deliveries; {dups} delivered twice");
     assert!(
         dups <= 4,
