@@ -1,5 +1,5 @@
-//! mxa-smtp: the SMTP client as a state machine with no I/O, and the reply
-//! types that `mxa-smtpd` shares.
+//! mxa-smtp: the SMTP client and server as state machines with no I/O, and
+//! the reply types they share.
 //!
 //! Main types: [`reply::Reply`] (a server reply: code and text lines) and
 //! [`reply::Parser`] (bytes in, replies out, bounded);
@@ -27,6 +27,12 @@
 //! on a read/write error or timeout: outcome = client.connection_error(why)
 //! ```
 //!
+//! The server side is [`server::Session`] (client bytes and I/O-layer
+//! events in, [`server::Action`]s out; see its module for the loop), with
+//! its policy in [`server::Config`] and every reply in [`server::codes`].
+//! Command syntax is parsed by the `smtp-proto` crate; line framing, the
+//! DATA body (the SMTP smuggling defences) and the verbs are ours.
+//!
 //! Standards: RFC 5321 (SMTP), RFC 3207 (STARTTLS), RFC 2920 (PIPELINING),
 //! RFC 1870 (SIZE), RFC 6152 (8BITMIME), RFC 6531 and RFC 6533 (SMTPUTF8),
 //! RFC 3461 (DSN parameters, xtext), RFC 4954 and RFC 4616 (AUTH, PLAIN),
@@ -34,5 +40,6 @@
 
 pub mod client;
 pub mod reply;
+pub mod server;
 
 pub use reply::ReplyError;
