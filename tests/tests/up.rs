@@ -139,7 +139,8 @@ fn supervises_daemons_prefixes_their_logs_and_forwards_signals() {
     let bindir = sys.root().join("bin");
     std::fs::create_dir(&bindir).expect("mkdir");
     std::fs::copy(bin("mxa"), bindir.join("mxa")).expect("copy");
-    let script = "#!/bin/sh\necho \"started MXA_CONFIG=$MXA_CONFIG args=$*\"\necho 'a line on stderr' >&2\ntrap 'echo got TERM; exit 0' TERM\nwhile :; do sleep 0.05; done\n";
+    // The trap comes first: once the test has seen a line, SIGTERM is handled.
+    let script = "#!/bin/sh\ntrap 'echo got TERM; exit 0' TERM\necho \"started MXA_CONFIG=$MXA_CONFIG args=$*\"\necho 'a line on stderr' >&2\nwhile :; do sleep 0.05; done\n";
     for name in ["mxa-smtpd", "mxa-pop3d"] {
         std::fs::write(bindir.join(name), script).expect("write");
         std::fs::set_permissions(bindir.join(name), std::fs::Permissions::from_mode(0o755))
