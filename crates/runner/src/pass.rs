@@ -79,7 +79,9 @@ struct Ctx<'a> {
     aliases: Option<Aliases>,
     mode: Mode,
     now: u64,
-    remote: Result<Remote, String>,
+    /// Built on first use: a pass with no remote recipient, or a root
+    /// runner (whose smtp-out children build their own), needs none.
+    remote: std::sync::OnceLock<Result<Remote, String>>,
 }
 
 impl Runner {
@@ -96,14 +98,13 @@ impl Runner {
             None => None,
         };
         let ids: VecDeque<QueueId> = self.spool.list().map_err(|e| e.to_string())?.into();
-        let remote = Remote::new(&self.config);
         let ctx = Ctx {
             runner: self,
             users,
             aliases,
             mode,
             now: mxa_spool::now(),
-            remote,
+            remote: std::sync::OnceLock::new(),
         };
         let queue = Mutex::new(ids);
         let total = Mutex::new(Summary::default());
@@ -211,14 +212,15 @@ impl Ctx<'_> {
         }
         for (domain, idxs) in by_domain {
             let config = &self.runner.config;
-            let outcomes = match &self.remote {
+            let outcomes = if nix::unistd::geteuid().is_root() {
                 // Never read the network as root: a child that drops to
                 // `user` does it (see smtp_out).
-                _ if nix::unistd::geteuid().is_root() => {
-                    crate::smtp_out::deliver(config, &id, &domain, &env, &idxs, &data)
+                crate::smtp_out::deliver(config, &id, &domain, &env, &idxs, &data)
+            } else {
+                match self.remote.get_or_init(|| Remote::new(config)) {
+                    Ok(r) => r.deliver(config, &id, &domain, &env, &idxs, &data),
+                    Err(e) => vec![Outcome::Deferred(format!("4.3.0 {e}")); idxs.len()],
                 }
-                Ok(r) => r.deliver(config, &id, &domain, &env, &idxs, &data),
-                Err(e) => vec![Outcome::Deferred(format!("4.3.0 {e}")); idxs.len()],
             };
             for (i, o) in idxs.into_iter().zip(outcomes) {
                 self.apply(claim, &mut env, i, o, &mut failed, sum)?;

@@ -26,8 +26,8 @@ const IO_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long to wait for a TCP connection before trying the next address.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A place to deliver a domain's mail.
-#[derive(Debug)]
+/// A place to deliver a domain's mail. No Debug: it holds the relayhost's
+/// password.
 struct Destination {
     /// Host names (for TLS and logs) and their addresses, in order.
     hosts: Vec<(String, Vec<SocketAddr>)>,
