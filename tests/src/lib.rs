@@ -217,6 +217,90 @@ nameservers = ["127.0.0.1:9"]
         c
     }
 
+    /// Sets one key of the config: replaces the line `key = …` (the first
+    /// one, in whatever table) with `key = value`, or adds it at the top of
+    /// `[smtpd]` when absent.
+    pub fn set(&self, key: &str, value: &str) {
+        let text = std::fs::read_to_string(&self.config).expect("config");
+        let line = format!("{key} = {value}");
+        let out = if text.lines().any(|l| l.starts_with(&format!("{key} ="))) {
+            let mut done = false;
+            text.lines()
+                .map(|l| {
+                    if !done && l.starts_with(&format!("{key} =")) {
+                        done = true;
+                        line.clone()
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n"
+        } else {
+            text.replacen("[smtpd]\n", &format!("[smtpd]\n{line}\n"), 1)
+        };
+        std::fs::write(&self.config, out).expect("config");
+    }
+
+    /// The spool folder, made and given to `nobody` (the config's `user`)
+    /// when running as root, so that a daemon that dropped root can write
+    /// it; the runner, as root, can too.
+    pub fn spool_for_daemons(&self) -> PathBuf {
+        let dir = self.spool_dir();
+        std::fs::create_dir_all(&dir).expect("mkdir spool");
+        if nix::unistd::geteuid().is_root() {
+            let nobody = nix::unistd::User::from_name("nobody")
+                .ok()
+                .flatten()
+                .expect("the account nobody");
+            nix::unistd::chown(&dir, Some(nobody.uid), Some(nobody.gid)).expect("chown spool");
+            // setgid: folders made inside by root keep nobody's group.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o2770))
+                .expect("chmod spool");
+        }
+        dir
+    }
+
+    /// Starts mxa-smtpd on the system's three ports (after
+    /// [`System::spool_for_daemons`]); killed on drop. Its log goes to
+    /// `smtpd.log` in the system's folder.
+    pub fn smtpd(&self) -> Daemon {
+        self.spool_for_daemons();
+        let log = std::fs::File::create(self.root().join("smtpd.log")).expect("log file");
+        let d = Daemon::start(self.cmd("mxa-smtpd").stderr(log), self.ports.smtp);
+        for p in [self.ports.submission, self.ports.submissions] {
+            assert!(wait_for_port(p, Duration::from_secs(10)), "port {p}");
+        }
+        d
+    }
+
+    /// mxa-smtpd's log so far.
+    pub fn smtpd_log(&self) -> String {
+        std::fs::read_to_string(self.root().join("smtpd.log")).unwrap_or_default()
+    }
+
+    /// The queued messages: (id, envelope text, data), oldest first.
+    pub fn queued(&self) -> Vec<(String, String, Vec<u8>)> {
+        let spool = self.spool_dir();
+        let mut ids: Vec<String> = std::fs::read_dir(spool.join("env"))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids.into_iter()
+            .map(|id| {
+                let env = std::fs::read_to_string(spool.join("env").join(&id)).expect("envelope");
+                let data = std::fs::read(spool.join("data").join(&id)).expect("data");
+                (id, env, data)
+            })
+            .collect()
+    }
+
     /// Runs `name ARGS` with `stdin` and returns its output.
     pub fn run(&self, name: &str, args: &[&str], stdin: &[u8]) -> Output {
         run_with_input(self.cmd(name).args(args), stdin)

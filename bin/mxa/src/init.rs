@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use argon2::password_hash::{PasswordHasher, SaltString};
@@ -53,8 +53,29 @@ pub fn create(dir: &Path) -> io::Result<String> {
             .map_err(io::Error::other)?;
     fs::write(dir.join("cert.pem"), cert.cert.pem())?;
     write_private(&dir.join("key.pem"), &cert.signing_key.serialize_pem())?;
-    fs::write(dir.join("mxa.toml"), CONFIG)?;
+    let mut config = CONFIG.to_string();
+    if let Some(user) = daemon_account() {
+        // Started as root: the network daemons drop to `nobody`, which
+        // must reach and write the spool (mxa-queue, as root, can anyway).
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o751))?;
+        let spool = dir.join("spool");
+        nix::unistd::chown(&spool, Some(user.uid), Some(user.gid)).map_err(io::Error::from)?;
+        fs::set_permissions(&spool, fs::Permissions::from_mode(0o2770))?;
+        config = config.replace(
+            "mailroot = \"mail\"\n",
+            "mailroot = \"mail\"\n# started as root: the daemons that read the network run as this account\nuser     = \"nobody\"\n",
+        );
+    }
+    fs::write(dir.join("mxa.toml"), config)?;
     Ok(password)
+}
+
+/// The account daemons drop to when `mxa up` runs as root: `nobody`.
+fn daemon_account() -> Option<nix::unistd::User> {
+    if !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    nix::unistd::User::from_name("nobody").ok().flatten()
 }
 
 fn write_private(path: &Path, text: &str) -> io::Result<()> {

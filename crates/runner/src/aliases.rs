@@ -358,7 +358,8 @@ impl Aliases {
         })
     }
 
-    fn knows_with(&self, address: &str, domains: &[String], delimiters: &str) -> bool {
+    /// [`knows`](Self::knows) with the extension delimiters given.
+    pub fn knows_with(&self, address: &str, domains: &[String], delimiters: &str) -> bool {
         split_at_domain(address).is_some_and(|(local, domain)| {
             is_local(domains, domain) && self.lookup(local, domain, delimiters, true).is_some()
         })

@@ -172,6 +172,8 @@ pub struct Recipient {
 pub struct Envelope {
     /// The EHLO or HELO name the client gave.
     pub helo: String,
+    /// It came with EHLO (for the `with` clause of `Received:`).
+    pub esmtp: bool,
     /// The reverse path; "" is the null sender.
     pub sender: String,
     /// Accepted recipients, in order.
@@ -446,6 +448,18 @@ impl Session {
     /// The authenticated user, for relay decisions.
     pub fn authenticated(&self) -> Option<&str> {
         self.user.as_deref()
+    }
+
+    /// The transaction under way as known so far (at
+    /// [`Action::MessageBegin`]: HELO name, sender, recipients), with the
+    /// session's user and TLS; `None` outside a transaction. What the
+    /// caller needs to write the `Received:` line before the body.
+    pub fn transaction(&self) -> Option<Envelope> {
+        self.txn.as_ref().map(|t| Envelope {
+            auth_user: self.user.clone(),
+            tls: self.tls.clone(),
+            ..t.env.clone()
+        })
     }
 
     /// TLS is on.

@@ -95,7 +95,7 @@ pub const START_DATA: Code = Code::new(354, "End data with <CR><LF>.<CR><LF>");
 /// The message is on disk (spool invariant 1); the queue id follows.
 pub const QUEUED: Code = Code::new(250, "2.0.0 OK queued as");
 /// The message could not be stored.
-pub const STORE_TEMPFAIL: Code = Code::new(451, "4.3.0 Cannot store the message now, try later");
+pub const STORE_TEMPFAIL: Code = Code::new(452, "4.3.1 Cannot store the message now, try later");
 /// A BDAT chunk that is not the last (RFC 3030 §2); the octet count follows.
 pub const CHUNK_OK: Code = Code::new(250, "2.0.0 Chunk received, octets");
 /// A bare CR, or a bare LF under `bare_lf = reject`, in the message: the

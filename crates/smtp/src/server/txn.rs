@@ -66,6 +66,7 @@ impl Session {
         };
         let env = Envelope {
             helo: helo.clone(),
+            esmtp: *esmtp,
             sender: from.address.to_string(),
             declared_size: (size > 0).then_some(size),
             eightbit: from.flags & smtp_proto::MAIL_BODY_8BITMIME != 0,
