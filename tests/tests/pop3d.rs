@@ -658,3 +658,56 @@ fn config_errors_and_sigterm() {
     let mut s = String::new();
     let _ = d.child.stderr.take().map(|mut e| e.read_to_string(&mut s));
 }
+
+// mxa-fetch (when built beside mxa-pop3d, once both have landed) retrieves
+// all 200 messages over pop3s with keep = false (its default) and leaves
+// the maildrop empty.
+#[test]
+fn mxa_fetch_retrieves_everything_and_leaves_the_maildrop_empty() {
+    let fetch = mxa_tests::bin("mxa-fetch");
+    if !fetch.exists() {
+        eprintln!("SKIP: mxa-fetch is not built in this tree");
+        return;
+    }
+    let sys = System::new();
+    fill(&sys, 200);
+    let _d = start(&sys);
+    let state = tempfile::tempdir().expect("tempdir");
+    let out = state.path().join("Maildir");
+    let mut c = Command::new(fetch);
+    if nix::unistd::geteuid().is_root() {
+        // Started as root, mxa-fetch wants a config to drop to; run it as
+        // an ordinary user instead, as a user's crontab would.
+        use std::os::unix::process::CommandExt;
+        let nobody = nix::unistd::User::from_name("nobody")
+            .expect("getpwnam")
+            .expect("nobody");
+        fs::set_permissions(state.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+        nix::unistd::chown(state.path(), Some(nobody.uid), Some(nobody.gid)).expect("chown");
+        c.uid(nobody.uid.as_raw()).gid(nobody.gid.as_raw());
+    }
+    let o = c
+        .arg(format!("pop3s://{USER}@127.0.0.1:{}", sys.ports.pop3s))
+        .arg("--ca")
+        .arg(sys.root().join("cert.pem"))
+        .arg("--maildir")
+        .arg(&out)
+        .env_remove("MXA_CONFIG")
+        .env("XDG_STATE_HOME", state.path())
+        .env("MXA_PASSWORD", PASSWORD)
+        .stdin(Stdio::null())
+        .output()
+        .expect("mxa-fetch");
+    assert!(o.status.success(), "mxa-fetch: {}", stderr(&o));
+    let got = read_all(&out.join("new"));
+    assert_eq!(got.len(), 200);
+    for i in [0, 99, 199] {
+        let subject = format!("Subject: message {i}\n");
+        assert!(
+            got.iter()
+                .any(|m| String::from_utf8_lossy(m).contains(&subject)),
+            "message {i} missing"
+        );
+    }
+    assert!(stored(&sys).is_empty(), "keep = false removes them");
+}
