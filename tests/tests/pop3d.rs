@@ -423,31 +423,40 @@ fn getmail_retrieves_200_messages_and_deletes_them() {
     for d in ["tmp", "new", "cur"] {
         fs::create_dir_all(dest.join(d)).expect("mkdir");
     }
-    // getmail refuses to write a Maildir as root; it becomes `user`.
-    let as_user = if nix::unistd::geteuid().is_root() {
+    // getmail refuses to write a Maildir as root: run it as an ordinary
+    // user (its `user` option would fork a writer per message instead).
+    let as_nobody = nix::unistd::geteuid().is_root().then(|| {
         let nobody = nix::unistd::User::from_name("nobody")
             .expect("getpwnam")
             .expect("nobody");
         fs::set_permissions(work.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
-        for d in ["", "tmp", "new", "cur"] {
-            nix::unistd::chown(&dest.join(d), Some(nobody.uid), Some(nobody.gid)).expect("chown");
+        for d in [work.path().to_path_buf(), dest.clone()]
+            .into_iter()
+            .chain(["tmp", "new", "cur"].map(|d| dest.join(d)))
+        {
+            nix::unistd::chown(&d, Some(nobody.uid), Some(nobody.gid)).expect("chown");
         }
-        "user = nobody\n"
-    } else {
-        ""
-    };
+        nobody
+    });
     let rc = work.path().join("getmailrc");
     fs::write(
         &rc,
         format!(
-            "[retriever]\ntype = SimplePOP3SSLRetriever\nserver = localhost\nport = {}\nusername = {USER}\npassword = {PASSWORD}\nca_certs = {}\n\n[destination]\ntype = Maildir\npath = {}/\n{as_user}\n[options]\nread_all = true\ndelete = true\ndelivered_to = false\nreceived = false\nverbose = 0\n",
+            "[retriever]\ntype = SimplePOP3SSLRetriever\nserver = localhost\nport = {}\nusername = {USER}\npassword = {PASSWORD}\nca_certs = {}\n\n[destination]\ntype = Maildir\npath = {}/\n\n[options]\nread_all = true\ndelete = true\ndelivered_to = false\nreceived = false\nverbose = 0\n",
             sys.ports.pop3s,
             sys.root().join("cert.pem").display(),
             dest.display()
         ),
     )
     .expect("rc");
-    let o = Command::new(&getmail)
+    let mut c = Command::new(&getmail);
+    if let Some(u) = &as_nobody {
+        use std::os::unix::process::CommandExt;
+        c.uid(u.uid.as_raw())
+            .gid(u.gid.as_raw())
+            .env("HOME", work.path());
+    }
+    let o = c
         .arg("--getmaildir")
         .arg(work.path())
         .arg("--rcfile")
@@ -648,6 +657,30 @@ fn config_errors_and_sigterm() {
         stderr(&o)
     );
     let mut d = start(&sys);
+    if nix::unistd::geteuid().is_root() {
+        // Bound as root, then `user` (nobody) in every thread before any
+        // client is served: the kernel queues connections from the bind
+        // on, but the greeting comes only once root is gone.
+        drop(Client::connect(sys.ports.pop3));
+        let nobody = nix::unistd::User::from_name("nobody")
+            .expect("getpwnam")
+            .expect("nobody")
+            .uid
+            .to_string();
+        let tasks = format!("/proc/{}/task", d.child.id());
+        for t in fs::read_dir(&tasks).expect("tasks").flatten() {
+            let status = fs::read_to_string(t.path().join("status")).expect("status");
+            let uids = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .expect("Uid line");
+            assert!(
+                uids.split_whitespace().all(|u| u == nobody),
+                "{}: {uids}",
+                t.path().display()
+            );
+        }
+    }
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(d.child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
