@@ -608,3 +608,24 @@ fn sigterm_lets_the_transaction_in_flight_finish() {
     assert!(String::from_utf8_lossy(&q[0].2).ends_with("first part\nsecond part\n"));
     assert!(Path::new(&sys.spool_dir()).exists());
 }
+
+/// `mxa-sendmail -bs`: a local SMTP session, trusted (it may relay).
+#[test]
+fn sendmail_bs_is_a_local_smtp_session() {
+    let sys = System::new();
+    sys.spool_for_daemons();
+    let dialogue = b"HELO localhost\r\nMAIL FROM:<test@example.test>\r\nRCPT TO:<friend@remote.test>\r\nDATA\r\nSubject: -bs\r\n\r\nhi\r\n.\r\nQUIT\r\n";
+    let out = run_with_input(
+        sys.cmd("mxa-sendmail")
+            .arg("-bs")
+            .env("TCPREMOTEIP", "192.0.2.1"),
+        dialogue,
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("250 2.1.5"), "relay allowed locally: {text}");
+    let id = queued_id(&text);
+    let d = data(&sys, &id);
+    assert!(d.contains("from localhost (local)"), "{d}");
+    assert!(d.contains("with SMTP id"), "{d}");
+}

@@ -257,8 +257,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                         ]);
                         session.recipient_checked(v);
                     }
-                    Action::MessageBegin => {
-                        let env = session.transaction().unwrap_or_default();
+                    Action::MessageBegin { envelope: env } => {
                         let (client, hostname) = (
                             self.ctx.client_name(self.client.ip),
                             self.ctx.config.hostname.clone(),
@@ -335,7 +334,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
     /// 4.3.2) and ends.
     async fn read(&mut self, buf: &mut [u8], session: &Session) -> Result<usize, End> {
         let timeout = self.ctx.config.smtpd.timeout;
-        let idle = session.transaction().is_none();
+        let idle = !session.in_transaction();
         let stopping = async {
             if !idle {
                 return std::future::pending().await;
