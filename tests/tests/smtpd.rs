@@ -629,3 +629,48 @@ fn sendmail_bs_is_a_local_smtp_session() {
     assert!(d.contains("from localhost (local)"), "{d}");
     assert!(d.contains("with SMTP id"), "{d}");
 }
+
+/// The whole inbound chain: swaks → mxa-smtpd → spool → mxa-queue →
+/// mxa-deliver → Maildir, the message intact behind its trace lines.
+#[test]
+fn swaks_to_smtpd_to_queue_to_maildir() {
+    let sys = System::new();
+    let _d = sys.smtpd();
+    let server = format!("127.0.0.1:{}", sys.ports.smtp);
+    let Some((ok, out)) = swaks(&[
+        "--server",
+        &server,
+        "--from",
+        "alice@remote.test",
+        "--to",
+        "test@example.test",
+        "--header",
+        "Subject: end to end",
+        "--body",
+        "all the way\n.dot line\n",
+    ]) else {
+        return;
+    };
+    assert!(ok, "{out}");
+    let id = queued_id(&out);
+    let flush = sys.run("mxa-queue", &["flush"], b"");
+    assert_eq!(
+        flush.status.code(),
+        Some(0),
+        "{}",
+        mxa_tests::stderr(&flush)
+    );
+    assert!(sys.queued().is_empty(), "delivered and removed");
+    let new = sys.root().join("mail/example.test/test/new");
+    let files: Vec<_> = std::fs::read_dir(&new)
+        .expect("Maildir new/")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    let m = std::fs::read_to_string(&files[0]).expect("message");
+    assert!(m.starts_with("Return-Path: <alice@remote.test>\n"), "{m}");
+    assert!(m.contains("Delivered-To: test@example.test\n"), "{m}");
+    assert!(m.contains(&format!("with ESMTP id {id}\n")), "{m}");
+    assert!(m.contains("Subject: end to end\n"), "{m}");
+    assert!(m.contains("\nall the way\n.dot line\n"), "{m}");
+}
