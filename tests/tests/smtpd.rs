@@ -674,3 +674,32 @@ fn swaks_to_smtpd_to_queue_to_maildir() {
     assert!(m.contains("Subject: end to end\n"), "{m}");
     assert!(m.contains("\nall the way\n.dot line\n"), "{m}");
 }
+
+#[test]
+fn connections_per_client_are_limited() {
+    let sys = System::new();
+    sys.set("trusted_networks", "[]");
+    sys.set("max_connections_per_client", "3");
+    let _d = sys.smtpd();
+    let held: Vec<Raw> = (0..3).map(|_| Raw::connect(sys.ports.smtp)).collect();
+    let mut s = TcpStream::connect(("127.0.0.1", sys.ports.smtp)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut all = String::new();
+    let _ = s.read_to_string(&mut all);
+    assert!(all.starts_with("421 4.7.0"), "{all}");
+    drop(held);
+    // Once they are gone, the client is welcome again.
+    let ok = mxa_tests::postfix::wait_until(Duration::from_secs(10), || {
+        let mut s = TcpStream::connect(("127.0.0.1", sys.ports.smtp)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut b = [0u8; 3];
+        s.read_exact(&mut b).is_ok() && &b == b"220"
+    });
+    assert!(ok);
+    assert!(
+        sys.smtpd_log()
+            .contains("reason=too-many-connections-from-client")
+    );
+}
