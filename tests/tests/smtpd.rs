@@ -703,3 +703,53 @@ fn connections_per_client_are_limited() {
             .contains("reason=too-many-connections-from-client")
     );
 }
+
+/// The client's name in `Received:` is its forward-confirmed reverse DNS
+/// name; a PTR that its own name does not confirm gives "unknown".
+#[test]
+fn received_names_the_client_by_confirmed_reverse_dns() {
+    let Some(dns) = mxa_tests::Dnsmasq::start(&[
+        "--host-record=client.example.test,192.0.2.10",
+        "--ptr-record=11.2.0.192.in-addr.arpa,client.example.test",
+    ]) else {
+        return;
+    };
+    let sys = System::new();
+    dns.serve(&sys);
+    sys.spool_for_daemons();
+    let dialogue = b"EHLO liar.test\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<test@example.test>\r\nDATA\r\nSubject: rdns\r\n\r\nhi\r\n.\r\nQUIT\r\n";
+    for (ip, name) in [
+        ("192.0.2.10", "client.example.test"),
+        ("192.0.2.11", "unknown"),
+    ] {
+        // A stranger waits for the greeting (pregreet), then talks.
+        let mut child = sys
+            .cmd("mxa-smtpd")
+            .arg("--stdio")
+            .env("TCPREMOTEIP", ip)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut greeting = String::new();
+        stdout.read_line(&mut greeting).expect("greeting");
+        assert!(greeting.starts_with("220 "), "{greeting}");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(dialogue)
+            .expect("write");
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).expect("read");
+        let _ = child.wait();
+        let id = queued_id(&rest);
+        let d = data(&sys, &id);
+        assert!(
+            d.starts_with(&format!("Received: from liar.test ({name} [{ip}])\n")),
+            "{d}"
+        );
+    }
+}
