@@ -146,6 +146,17 @@ fn swaks_plain_and_pipelined_to_a_local_user() {
         assert!(e.contains("sender <alice@remote.test>"), "{e}");
         assert!(e.contains("rcpt <test@example.test>"), "{e}");
         assert!(e.contains("origin smtp ip=127.0.0.1"), "{e}");
+        // Started as root, it wrote the spool as `user` (nobody): it had
+        // dropped root before reading from the client.
+        if nix::unistd::geteuid().is_root() {
+            use std::os::unix::fs::MetadataExt;
+            let nobody = nix::unistd::User::from_name("nobody")
+                .ok()
+                .flatten()
+                .expect("nobody");
+            let meta = std::fs::metadata(sys.spool_dir().join("data").join(&id)).expect("meta");
+            assert_eq!(meta.uid(), nobody.uid.as_raw(), "written as nobody");
+        }
     }
     let log = sys.smtpd_log();
     assert!(log.contains("event=queued"), "{log}");
