@@ -61,6 +61,11 @@ pub fn create(dir: &Path) -> io::Result<String> {
         let spool = dir.join("spool");
         nix::unistd::chown(&spool, Some(user.uid), Some(user.gid)).map_err(io::Error::from)?;
         fs::set_permissions(&spool, fs::Permissions::from_mode(0o2770))?;
+        // The mailboxes are that account's too: mxa-deliver, run as root
+        // by mxa-queue, becomes the owner of the folder above a new
+        // Maildir, and mxa-pop3d (as `nobody`) must read and remove mail.
+        let mail = dir.join("mail");
+        nix::unistd::chown(&mail, Some(user.uid), Some(user.gid)).map_err(io::Error::from)?;
         config = config.replace(
             "mailroot = \"mail\"\n",
             "mailroot = \"mail\"\n# started as root: the daemons that read the network run as this account\nuser     = \"nobody\"\n",
