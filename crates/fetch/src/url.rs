@@ -196,6 +196,14 @@ fn decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// A file name for `s` (a folder name): [`encode`]d, and never `.` or `..`.
+pub fn file_name(s: &str) -> String {
+    match encode(s) {
+        e if e.starts_with('.') => format!("%2E{}", &e[1..]),
+        e => e,
+    }
+}
+
 /// Percent-encodes all but letters, digits and `@.-_+`.
 fn encode(s: &str) -> String {
     let mut out = String::new();
