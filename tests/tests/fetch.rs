@@ -564,3 +564,183 @@ fn a_certificate_that_does_not_verify_is_refused_unless_ca_or_insecure() {
     assert!(stderr(&o).contains("event=insecure"), "{}", stderr(&o));
     assert_eq!(maildir_messages(&out).len(), 3);
 }
+
+#[test]
+fn config_accounts_queue_into_the_spool_and_keep_state_under_it() {
+    let Some(dc) = Dovecot::start() else { return };
+    let sent = fill(&dc, 0..5);
+    let pw = dc.root().join("pw");
+    fs::write(&pw, format!("{DC_PASSWORD}\nsecond line ignored\n")).expect("pw");
+    let out = fresh_dir(&dc, "out");
+    let sys = mxa_tests::System::with_extra(&format!(
+        r#"
+[[fetch]]
+name = "pop"
+url = "{pop}"
+password_command = "cat {pw}"
+queue_to = "someone@example.test"
+keep = true
+
+[[fetch]]
+name = "imap"
+url = "{imap}/INBOX"
+password_command = "cat {pw}"
+maildir = "{out}"
+"#,
+        pop = dc.url("pop3s", dc.ports.pop3s),
+        imap = dc.url("imaps", dc.ports.imaps),
+        pw = pw.display(),
+        out = out.display(),
+    ));
+    let ca = dc.ca();
+    let run = |args: &[&str]| {
+        let mut c = sys.cmd("mxa-fetch");
+        c.args(["--ca", ca.to_str().expect("utf8")])
+            .args(args)
+            .env_remove("MXA_PASSWORD")
+            .stdin(Stdio::null());
+        c.output().expect("run")
+    };
+    // Only the account named: POP3, kept, into the spool.
+    let o = run(&["--once", "pop"]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains("account=pop server=pop3s://"),
+        "{}",
+        stderr(&o)
+    );
+    let spool = sys.spool();
+    let ids = spool.list().expect("list");
+    assert_eq!(ids.len(), 5);
+    let mut tokens = Vec::new();
+    for id in &ids {
+        let env = spool.envelope(id).expect("envelope");
+        assert_eq!(env.recipients.len(), 1);
+        assert_eq!(env.recipients[0].address, "someone@example.test");
+        let mut data = Vec::new();
+        spool
+            .open_data(id)
+            .expect("data")
+            .read_to_end(&mut data)
+            .expect("read");
+        let t = token(&data);
+        assert_eq!(env.sender, format!("sender{t}@example.net"));
+        assert_eq!(strip_added(&data, "POP3"), sent[&t]);
+        tokens.push(t);
+    }
+    tokens.sort();
+    assert_eq!(tokens, [0, 1, 2, 3, 4]);
+    assert_eq!(dc.messages().len(), 5, "keep = true");
+    let state = sys.spool_dir().join(format!(
+        "fetch/pop/pop3-test@example.test@127.0.0.1-{}",
+        dc.ports.pop3s
+    ));
+    let text = fs::read_to_string(&state).expect("state under <spool>/fetch/<account>/");
+    assert!(text.starts_with("mxa-fetch-state 1 pop3\n"), "{text}");
+    assert_eq!(text.lines().filter(|l| l.starts_with("uidl ")).count(), 5);
+    // All accounts: POP3 has nothing new, IMAP takes everything.
+    let o = run(&["--once"]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains("account=pop server=pop3s://"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(counted(&o, "new"), 5, "the last line is the IMAP account's");
+    assert_eq!(spool.list().expect("list").len(), 5, "nothing twice");
+    assert_exactly_once(&out, &sent, "IMAP");
+    assert!(dc.messages().is_empty());
+    // An unknown account is a usage error.
+    let o = run(&["nosuch"]);
+    assert_eq!(o.status.code(), Some(64), "{}", stderr(&o));
+}
+
+#[test]
+fn a_refused_login_exits_77_and_a_url_without_target_64() {
+    let Some(dc) = Dovecot::start() else { return };
+    fill(&dc, 0..2);
+    let state = fresh_dir(&dc, "state");
+    let out = fresh_dir(&dc, "out");
+    let ca = dc.ca();
+    for (scheme, port) in [("pop3s", dc.ports.pop3s), ("imaps", dc.ports.imaps)] {
+        let mut c = Command::new(bin("mxa-fetch"));
+        c.args([
+            &dc.url(scheme, port),
+            "--ca",
+            ca.to_str().expect("utf8"),
+            "--maildir",
+            out.to_str().expect("utf8"),
+        ])
+        .env_remove("MXA_CONFIG")
+        .env("XDG_STATE_HOME", &state)
+        .env("MXA_PASSWORD", "wrong");
+        let o = c.output().expect("run");
+        assert_eq!(o.status.code(), Some(77), "{scheme}: {}", stderr(&o));
+    }
+    assert_eq!(dc.messages().len(), 2);
+    let o = fetch(&state, &[&dc.url("pop3s", dc.ports.pop3s)]);
+    assert_eq!(o.status.code(), Some(64), "{}", stderr(&o));
+}
+
+/// Gives the INBOX a new UIDVALIDITY, as a restored backup or a rebuilt
+/// index would.
+fn change_uidvalidity(dc: &Dovecot, v: u32) -> bool {
+    let Some(doveadm) = mxa_tests::peer("doveadm") else {
+        return false;
+    };
+    let o = Command::new(doveadm)
+        .arg("-c")
+        .arg(dc.root().join("dovecot.conf"))
+        .args(["mailbox", "update", "-u", DC_USER, "--uid-validity"])
+        .arg(v.to_string())
+        .arg("INBOX")
+        .output()
+        .expect("doveadm");
+    assert!(o.status.success(), "doveadm: {}{}", stderr(&o), dc.log());
+    true
+}
+
+#[test]
+fn a_new_uidvalidity_holds_a_kept_folder_and_refetches_an_emptied_one() {
+    let Some(dc) = Dovecot::start() else { return };
+    let url = dc.url("imaps", dc.ports.imaps);
+    let ca = dc.ca();
+    let ca = ca.to_str().expect("utf8");
+    let mut sent = fill(&dc, 0..5);
+    // keep = true: held, loudly, nothing fetched twice.
+    let (state, out) = (fresh_dir(&dc, "state"), fresh_dir(&dc, "out"));
+    let md = out.to_str().expect("utf8");
+    ok(&fetch(
+        &state,
+        &[&url, "--ca", ca, "--keep", "--maildir", md],
+    ));
+    assert_eq!(maildir_messages(&out).len(), 5);
+    if !change_uidvalidity(&dc, 4242) {
+        return;
+    }
+    let o = fetch(&state, &[&url, "--ca", ca, "--keep", "--maildir", md]);
+    assert_eq!(o.status.code(), Some(69), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("event=uidvalidity-changed")
+            && e.contains("new=4242")
+            && e.contains("policy=hold"),
+        "{e}"
+    );
+    assert_eq!(maildir_messages(&out).len(), 5, "no silent duplicate");
+    // keep = false: the folder holds only what is new, fetched in full.
+    let (state2, out2) = (fresh_dir(&dc, "state2"), fresh_dir(&dc, "out2"));
+    let md2 = out2.to_str().expect("utf8");
+    ok(&fetch(&state2, &[&url, "--ca", ca, "--maildir", md2]));
+    for t in 5..8 {
+        let m = message(t);
+        dc.add_message(&m);
+        sent.insert(t, m);
+    }
+    assert!(change_uidvalidity(&dc, 4343));
+    let o = fetch(&state2, &[&url, "--ca", ca, "--maildir", md2]);
+    ok(&o);
+    let e = stderr(&o);
+    assert!(e.contains("policy=refetch") && e.contains("new=3"), "{e}");
+    assert_exactly_once(&out2, &sent, "IMAP");
+}
