@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::chown;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -67,10 +69,31 @@ fn fill(dc: &Dovecot, range: std::ops::Range<usize>) -> HashMap<usize, Vec<u8>> 
         .collect()
 }
 
+/// The user the tests run mxa-fetch as: `nobody`, since mxa-fetch started
+/// as root becomes the config's `user` (and without a config refuses).
+fn nobody() -> (u32, u32) {
+    let u = nix::unistd::User::from_name("nobody")
+        .ok()
+        .flatten()
+        .expect("the user nobody");
+    (u.uid.as_raw(), u.gid.as_raw())
+}
+
+/// mxa-fetch as `nobody`, with no config.
+fn fetch_cmd() -> Command {
+    let mut c = Command::new(bin("mxa-fetch"));
+    if nix::unistd::geteuid().is_root() {
+        let (uid, gid) = nobody();
+        c.uid(uid).gid(gid);
+    }
+    c.env_remove("MXA_CONFIG");
+    c
+}
+
 /// mxa-fetch with no config, its state in `state`, the password in the
 /// environment.
 fn fetch(state: &Path, args: &[&str]) -> Output {
-    let mut c = Command::new(bin("mxa-fetch"));
+    let mut c = fetch_cmd();
     c.args(args)
         .env_remove("MXA_CONFIG")
         .env("XDG_STATE_HOME", state)
@@ -154,9 +177,15 @@ fn assert_exactly_once(md: &Path, sent: &HashMap<usize, Vec<u8>>, protocol: &str
     }
 }
 
+/// A folder in the Dovecot instance's folder that mxa-fetch (run as
+/// `nobody`) may write.
 fn fresh_dir(dc: &Dovecot, name: &str) -> PathBuf {
     let p = dc.root().join(name);
     fs::create_dir_all(&p).expect("mkdir");
+    if nix::unistd::geteuid().is_root() {
+        let (uid, gid) = nobody();
+        chown(&p, Some(uid), Some(gid)).expect("chown");
+    }
     p
 }
 
@@ -290,7 +319,7 @@ fn imap_starttls_into_a_maildir_and_the_folder_empties() {
 /// An MDA that runs mxa-deliver into `out`, except on call `fail_call` or
 /// for the message with `X-Token: fail_token`, where it exits `code`.
 fn flaky_mda(dir: &Path, out: &Path, fail_call: usize, fail_token: usize, code: i32) -> String {
-    let script = dir.join("mda.sh");
+    let script = dir.join("mda.sh"); // `dir` is writable by the MDA's user
     fs::write(
         &script,
         format!(
@@ -329,7 +358,7 @@ fn mda_75_on_the_tenth_stops_and_the_next_run_delivers_the_rest(scheme: &str) {
     let url = dc.url(scheme, port);
     let sent = fill(&dc, 0..30);
     let (state, out) = (fresh_dir(&dc, "state"), fresh_dir(&dc, "out"));
-    let mda = flaky_mda(dc.root(), &out, 10, usize::MAX, 75);
+    let mda = flaky_mda(&fresh_dir(&dc, "mda"), &out, 10, usize::MAX, 75);
     let ca = dc.ca();
     let ca = ca.to_str().expect("utf8");
     let o = fetch(&state, &[&url, "--ca", ca, "--mda", &mda]);
@@ -367,7 +396,7 @@ fn mda_67_on_one_message_leaves_it_on_the_server(scheme: &str) {
     let url = dc.url(scheme, port);
     fill(&dc, 0..30);
     let (state, out) = (fresh_dir(&dc, "state"), fresh_dir(&dc, "out"));
-    let mda = flaky_mda(dc.root(), &out, 0, 5, 67);
+    let mda = flaky_mda(&fresh_dir(&dc, "mda"), &out, 0, 5, 67);
     let ca = dc.ca();
     let ca = ca.to_str().expect("utf8");
     let o = fetch(&state, &[&url, "--ca", ca, "--mda", &mda]);
@@ -501,7 +530,7 @@ fn idle_delivers_a_message_added_while_it_waits() {
     let mut sent = fill(&dc, 0..3);
     let (state, out) = (fresh_dir(&dc, "state"), fresh_dir(&dc, "out"));
     let log = dc.root().join("fetch.log");
-    let mut child = Command::new(bin("mxa-fetch"))
+    let mut child = fetch_cmd()
         .args([
             "--idle",
             &dc.url("imaps", dc.ports.imaps),
@@ -510,7 +539,6 @@ fn idle_delivers_a_message_added_while_it_waits() {
             "--maildir",
             out.to_str().expect("utf8"),
         ])
-        .env_remove("MXA_CONFIG")
         .env("XDG_STATE_HOME", &state)
         .env("MXA_PASSWORD", DC_PASSWORD)
         .stdin(Stdio::null())
@@ -592,6 +620,15 @@ maildir = "{out}"
         pw = pw.display(),
         out = out.display(),
     ));
+    // Started as root, mxa-fetch becomes the config's `user` (nobody here)
+    // before it reads anything: that user needs the spool.
+    if nix::unistd::geteuid().is_root() {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(sys.root(), fs::Permissions::from_mode(0o755)).expect("chmod");
+        fs::create_dir_all(sys.spool_dir()).expect("mkdir");
+        let (uid, gid) = nobody();
+        chown(sys.spool_dir(), Some(uid), Some(gid)).expect("chown");
+    }
     let ca = dc.ca();
     let run = |args: &[&str]| {
         let mut c = sys.cmd("mxa-fetch");
@@ -663,7 +700,7 @@ fn a_refused_login_exits_77_and_a_url_without_target_64() {
     let out = fresh_dir(&dc, "out");
     let ca = dc.ca();
     for (scheme, port) in [("pop3s", dc.ports.pop3s), ("imaps", dc.ports.imaps)] {
-        let mut c = Command::new(bin("mxa-fetch"));
+        let mut c = fetch_cmd();
         c.args([
             &dc.url(scheme, port),
             "--ca",
@@ -671,7 +708,6 @@ fn a_refused_login_exits_77_and_a_url_without_target_64() {
             "--maildir",
             out.to_str().expect("utf8"),
         ])
-        .env_remove("MXA_CONFIG")
         .env("XDG_STATE_HOME", &state)
         .env("MXA_PASSWORD", "wrong");
         let o = c.output().expect("run");
@@ -680,6 +716,17 @@ fn a_refused_login_exits_77_and_a_url_without_target_64() {
     assert_eq!(dc.messages().len(), 2);
     let o = fetch(&state, &[&dc.url("pop3s", dc.ports.pop3s)]);
     assert_eq!(o.status.code(), Some(64), "{}", stderr(&o));
+    // Root without a config has no `user` to become: refused, unconnected.
+    let o = Command::new(bin("mxa-fetch"))
+        .args([&dc.url("pop3s", dc.ports.pop3s), "--maildir"])
+        .arg(&out)
+        .env_remove("MXA_CONFIG")
+        .env("MXA_PASSWORD", DC_PASSWORD)
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(77), "{}", stderr(&o));
+    assert!(stderr(&o).contains("never reads the network as root"));
+    assert_eq!(dc.messages().len(), 2);
 }
 
 /// Gives the INBOX a new UIDVALIDITY, as a restored backup or a rebuilt

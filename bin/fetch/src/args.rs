@@ -108,6 +108,17 @@ pub fn accounts(a: &Args, config: &Config) -> Result<Vec<Account>, (i32, String)
               target: &FetchTarget,
               pw: Option<&str>|
      -> Result<Account, (i32, String)> {
+        let mut url = url;
+        if url.user.is_empty() {
+            // As fetchmail does: the login defaults to the local user.
+            url.user = ["USER", "LOGNAME"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+                .ok_or((
+                    exit::USAGE,
+                    format!("{url}: no user in the URL, and neither USER nor LOGNAME is set"),
+                ))?;
+        }
         let folders = if !a.folders.is_empty() {
             a.folders.clone()
         } else if !folders.is_empty() {

@@ -164,7 +164,7 @@ async fn fetch_folder(
     let mbox = match tokio::time::timeout(IO_TIMEOUT, c.sess.select(folder)).await {
         Err(_) => return Err(Error::Temporary("IMAP: SELECT timed out".into())),
         Ok(Err(async_imap::error::Error::No(m))) => {
-            counts.failed += 1;
+            counts.held += 1;
             acct.log(&[
                 ("event", &"select-refused"),
                 ("folder", &folder),

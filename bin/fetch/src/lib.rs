@@ -114,7 +114,8 @@ pub struct Counts {
     pub failed: usize,
     /// Deferred by the MDA: the run stopped there.
     pub deferred: usize,
-    /// IMAP folders held by a UIDVALIDITY change.
+    /// IMAP folders held by a UIDVALIDITY change, or that cannot be
+    /// selected.
     pub held: usize,
 }
 
@@ -183,6 +184,13 @@ pub fn run(args: Args) -> i32 {
             return exit::CONFIG;
         }
     };
+    // No process reads the network as root (SECURITY.md): the password
+    // command, the Maildir, the state and every connection belong to the
+    // `user` account.
+    if let Err(e) = drop_root(&config) {
+        eprintln!("{PROGRAM}: {e}");
+        return exit::NOPERM;
+    }
     if args.insecure {
         mxa_cli::log(
             PROGRAM,
@@ -277,6 +285,36 @@ async fn idle_account(acct: &Account, opts: &Options) -> i32 {
             tokio::time::sleep(POP3_POLL).await;
         },
     }
+}
+
+/// Becomes the config's `user` account when running as root (a no-op
+/// otherwise), before anything else is read or run.
+fn drop_root(config: &Config) -> Result<(), String> {
+    use nix::unistd::{User, geteuid, initgroups, setgid, setuid};
+    if !geteuid().is_root() {
+        return Ok(());
+    }
+    // The caller's HOME would name root's state folder.
+    if config.file.is_none() {
+        return Err("started as root without a config file: mxa-fetch never reads the network as root, and has no `user` account to become; give -c FILE (it becomes its `user`, state under its spool) or run it as the mailbox owner".into());
+    }
+    let u = User::from_name(&config.user)
+        .ok()
+        .flatten()
+        .ok_or_else(|| {
+            format!(
+                "started as root, and the account {:?} (the `user` key) does not exist: mxa-fetch never reads the network as root; run it as the mailbox owner",
+                config.user
+            )
+        })?;
+    if u.uid.is_root() {
+        return Err("`user` is root: mxa-fetch never reads the network as root".into());
+    }
+    let name = std::ffi::CString::new(u.name.clone()).map_err(|e| e.to_string())?;
+    initgroups(&name, u.gid).map_err(|e| format!("initgroups: {e}"))?;
+    setgid(u.gid).map_err(|e| format!("setgid: {e}"))?;
+    setuid(u.uid).map_err(|e| format!("setuid: {e}"))?;
+    Ok(())
 }
 
 /// Runs a password command: the first line of its output.

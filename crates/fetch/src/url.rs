@@ -2,7 +2,8 @@
 //! `imap://user@host[:port][/FOLDER]`, `imaps://…` (RFC 1939 §3 and RFC
 //! 5092 name the ports; the user is percent-decoded as RFC 3986 §2.1 says,
 //! so `me%40example.org@host` logs in as `me@example.org`, and so does
-//! `me@example.org@host`: the host follows the last `@`).
+//! `me@example.org@host`: the host follows the last `@`; a URL without a
+//! user leaves the choice of login to the caller).
 
 use std::fmt;
 
@@ -31,7 +32,8 @@ pub struct Url {
     pub protocol: Protocol,
     /// How TLS starts.
     pub security: Security,
-    /// The login, percent-decoded.
+    /// The login, percent-decoded; empty when the URL names none (the
+    /// caller then chooses one, as fetchmail uses the local user's name).
     pub user: String,
     /// The host name or address (IPv6 without brackets).
     pub host: String,
@@ -69,10 +71,8 @@ impl Url {
             _ => return Err(err("the scheme must be pop3, pop3s, imap or imaps")),
         };
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let (user, hostport) = authority
-            .rsplit_once('@')
-            .ok_or_else(|| err("no user: expected scheme://user@host"))?;
-        if user.is_empty() {
+        let (user, hostport) = authority.rsplit_once('@').unwrap_or(("", authority));
+        if user.is_empty() && authority.contains('@') {
             return Err(err("empty user"));
         }
         if user.contains(':') {
@@ -247,13 +247,14 @@ mod tests {
         assert_eq!(u.state_key(), "imap-u@%3A%3A1-1143");
         assert_eq!(Url::parse("pop3s://u@h").expect("url").port, 995);
         assert_eq!(Url::parse("imap://u@h").expect("url").port, 143);
+        let u = Url::parse("imaps://h/INBOX").expect("url without a user");
+        assert_eq!((u.user.as_str(), u.host.as_str()), ("", "h"));
     }
 
     #[test]
     fn refusals() {
         for bad in [
             "http://u@h",
-            "pop3://h",
             "pop3://@h",
             "pop3://u:pw@h",
             "pop3://u@h/INBOX",
