@@ -139,7 +139,7 @@ pub fn accounts(a: &Args, config: &Config) -> Result<Vec<Account>, (i32, String)
             keep: keep || a.keep,
             folders,
             idle,
-            deliverer,
+            deliverer: std::sync::Arc::new(deliverer),
             state_dir,
         })
     };

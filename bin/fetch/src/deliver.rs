@@ -104,6 +104,12 @@ impl Deliverer {
         }
     }
 
+    /// Whether messages are written in this process (a Maildir, the spool)
+    /// rather than by an MDA.
+    pub fn is_in_process(&self) -> bool {
+        !matches!(self.how, How::Mda { .. })
+    }
+
     /// The login, for logs.
     pub fn login(&self) -> &str {
         &self.login

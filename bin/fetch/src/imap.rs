@@ -29,6 +29,7 @@ use mxa_runner::mda::Outcome;
 use crate::deliver::Source;
 use crate::error::Error;
 use crate::net::{self, Conn, IO_TIMEOUT};
+use crate::pipeline::Pipeline;
 use crate::{Account, Counts, Options};
 
 /// Messages per `UID FETCH`: their flags are set, and expunged, after each
@@ -61,6 +62,9 @@ struct Connected {
     received: Vec<u8>,
     uidplus: bool,
     idle: bool,
+    /// UIDNEXT of the first folder when the last run selected it: a
+    /// message that arrives before IDLE starts shows as a higher one.
+    uid_next: Option<u32>,
 }
 
 async fn connect(acct: &Account, opts: &Options) -> Result<Connected, Error> {
@@ -126,6 +130,7 @@ async fn connect(acct: &Account, opts: &Options) -> Result<Connected, Error> {
         received: source.received(&opts.hostname),
         uidplus: caps.has_str("UIDPLUS"),
         idle: caps.has_str("IDLE"),
+        uid_next: None,
     })
 }
 
@@ -174,6 +179,9 @@ async fn fetch_folder(
         }
         Ok(r) => r?,
     };
+    if acct.folders.first().is_some_and(|f| f == folder) {
+        c.uid_next = mbox.uid_next;
+    }
     let v = mbox
         .uid_validity
         .ok_or_else(|| Error::Protocol(format!("IMAP: {folder}: no UIDVALIDITY")))?;
@@ -231,11 +239,11 @@ async fn fetch_folder(
         }
     }
     let progress = crate::Progress::new(acct, opts, todo.len());
-    let mut stop = false;
+    let mut pipe = Pipeline::new(acct.deliverer.clone(), c.received.clone());
+    let mut tally = Tally::default();
     for batch in todo.chunks(BATCH) {
         let wanted: BTreeSet<u32> = batch.iter().copied().collect();
-        let mut done = Vec::new();
-        {
+        let run: Result<(), Error> = async {
             let stream = t(c.sess.uid_fetch(uid_set(batch), "(UID BODY.PEEK[])")).await?;
             let mut stream = std::pin::pin!(stream);
             while let Some(item) = tokio::time::timeout(IO_TIMEOUT, stream.next())
@@ -246,57 +254,89 @@ async fn fetch_folder(
                 let (Some(uid), Some(body)) = (f.uid, f.body()) else {
                     continue; // an unsolicited FETCH (flags changed)
                 };
-                if stop || !wanted.contains(&uid) {
+                if tally.stop || !wanted.contains(&uid) {
                     continue;
                 }
-                let msg = mxa_message::to_lf(body);
-                match acct.deliverer.deliver(&c.received, &msg) {
-                    Outcome::Delivered => {
-                        state.record(uid)?;
-                        done.push(uid);
-                        counts.delivered += 1;
-                        if opts.verbose {
-                            acct.log(&[
-                                ("event", &"delivered"),
-                                ("folder", &folder),
-                                ("uid", &uid),
-                                ("size", &msg.len()),
-                            ]);
-                        }
-                    }
-                    Outcome::Deferred(why) => {
-                        counts.deferred += 1;
-                        stop = true;
-                        acct.log(&[
-                            ("event", &"deferred"),
-                            ("folder", &folder),
-                            ("uid", &uid),
-                            ("reason", &why),
-                        ]);
-                    }
-                    Outcome::Failed(why) => {
-                        counts.failed += 1;
-                        acct.log(&[
-                            ("event", &"failed"),
-                            ("folder", &folder),
-                            ("uid", &uid),
-                            ("reason", &why),
-                        ]);
-                    }
+                if let Some(d) = pipe.push(uid, mxa_message::to_lf(body)).await {
+                    tally.settle(acct, opts, folder, &mut state, counts, d)?;
+                    progress.tick(counts.delivered + counts.failed);
                 }
-                progress.tick(counts.delivered + counts.failed);
             }
+            Ok(())
         }
-        if !done.is_empty() {
+        .await;
+        // Deliveries still in flight are finished and recorded, even when
+        // the connection failed, so the next run does not repeat them.
+        while let Some(d) = pipe.pop().await {
+            tally.settle(acct, opts, folder, &mut state, counts, d)?;
+            progress.tick(counts.delivered + counts.failed);
+        }
+        run?;
+        if !tally.done.is_empty() {
+            state.sync()?; // recorded on disk before the server forgets
+            let done = std::mem::take(&mut tally.done);
             flag(c, acct, &done, &mut on_server).await?;
         }
-        if stop {
+        if tally.stop {
             break;
         }
     }
     progress.done();
     state.compact(&on_server)?;
-    Ok(stop)
+    Ok(tally.stop)
+}
+
+/// What a batch's deliveries came to.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Delivered and recorded, to be flagged.
+    done: Vec<u32>,
+    /// A delivery was deferred: the run stops.
+    stop: bool,
+}
+
+impl Tally {
+    /// Takes the outcome of one delivery.
+    fn settle(
+        &mut self,
+        acct: &Account,
+        opts: &Options,
+        folder: &str,
+        state: &mut ImapState,
+        counts: &mut Counts,
+        (uid, outcome): (u32, Outcome),
+    ) -> Result<(), Error> {
+        match outcome {
+            Outcome::Delivered => {
+                state.record(uid)?;
+                self.done.push(uid);
+                counts.delivered += 1;
+                if opts.verbose {
+                    acct.log(&[("event", &"delivered"), ("folder", &folder), ("uid", &uid)]);
+                }
+            }
+            Outcome::Deferred(why) => {
+                counts.deferred += 1;
+                self.stop = true;
+                acct.log(&[
+                    ("event", &"deferred"),
+                    ("folder", &folder),
+                    ("uid", &uid),
+                    ("reason", &why),
+                ]);
+            }
+            Outcome::Failed(why) => {
+                counts.failed += 1;
+                acct.log(&[
+                    ("event", &"failed"),
+                    ("folder", &folder),
+                    ("uid", &uid),
+                    ("reason", &why),
+                ]);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Marks delivered messages: `\Seen` with keep, else deleted and
@@ -402,8 +442,11 @@ async fn idle_session(acct: &Account, opts: &Options, backoff: &mut Duration) ->
             tokio::time::sleep(wait).await;
             continue;
         }
-        if let Err(e) = t(c.sess.select(&first)).await {
-            return e;
+        match t(c.sess.select(&first)).await {
+            Err(e) => return e,
+            // Mail came between the run and now: run again before waiting.
+            Ok(m) if m.uid_next.is_some() && m.uid_next != c.uid_next => continue,
+            Ok(_) => {}
         }
         let mut h = c.sess.idle();
         if let Err(e) = t(h.init()).await {

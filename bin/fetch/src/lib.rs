@@ -13,6 +13,7 @@ pub mod deliver;
 pub mod error;
 pub mod imap;
 pub mod net;
+pub mod pipeline;
 pub mod pop3;
 
 use std::cell::Cell;
@@ -49,7 +50,7 @@ pub struct Account {
     /// Wait with IDLE.
     pub idle: bool,
     /// Where messages go.
-    pub deliverer: Deliverer,
+    pub deliverer: std::sync::Arc<Deliverer>,
     /// The folder of this account's state files.
     pub state_dir: PathBuf,
 }

@@ -18,12 +18,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::deliver::Source;
 use crate::error::Error;
 use crate::net::{self, Conn, IO_TIMEOUT};
+use crate::pipeline::Pipeline;
 use crate::{Account, Counts, Options};
 
 /// RETR commands in flight at once with PIPELINING: enough to keep the
 /// link busy while a message is being delivered, few enough that a
 /// stopped run reads little it does not use.
 const WINDOW: usize = 8;
+/// The state is fdatasync'd at least this often (and always before QUIT):
+/// after a crash of the machine, at most this many messages are delivered
+/// twice; a killed process repeats none.
+const SYNC_EVERY: usize = 64;
 
 struct Session {
     conn: Conn,
@@ -171,75 +176,108 @@ pub async fn fetch(acct: &Account, opts: &Options, counts: &mut Counts) -> Resul
     let mut deleted: HashSet<u32> = HashSet::new();
     let (mut next, mut in_flight, mut stop) = (0, 0, false);
     let progress = crate::Progress::new(acct, opts, todo.len());
-    loop {
-        while !stop && in_flight < window && next < todo.len() {
-            out.extend(s.client.send(&Command::Retr(todo[next].0)));
-            sent.push_back(Sent::Retr(next));
-            next += 1;
-            in_flight += 1;
-        }
-        if !out.is_empty() {
-            s.write(&out).await?;
-            out.clear();
-        }
-        let Some(what) = sent.pop_front() else { break };
-        let reply = s.reply().await?;
-        match what {
-            Sent::Dele(n) => match reply {
-                Reply::Ok { .. } => {
-                    deleted.insert(n);
-                }
-                Reply::Err(t) => {
-                    acct.log(&[("event", &"dele-refused"), ("msg", &n), ("reply", &t)])
-                }
-            },
-            Sent::Retr(i) => {
-                in_flight -= 1;
-                if stop {
-                    continue; // read and dropped: the run is over
-                }
-                let (n, uidl) = todo[i];
-                let msg = match reply {
-                    Reply::Ok { body: Some(b), .. } => b,
-                    Reply::Ok { .. } => return Err(Error::Protocol("RETR without a body".into())),
-                    Reply::Err(t) => {
-                        // Deleted by another client since UIDL, or locked.
-                        counts.failed += 1;
-                        acct.log(&[("event", &"retr-refused"), ("uidl", uidl), ("reply", &t)]);
-                        continue;
-                    }
-                };
-                match acct.deliverer.deliver(&received, &msg) {
-                    Outcome::Delivered => {
-                        state.record(uidl)?;
-                        counts.delivered += 1;
-                        if opts.verbose {
-                            acct.log(&[
-                                ("event", &"delivered"),
-                                ("uidl", uidl),
-                                ("size", &msg.len()),
-                            ]);
+    let mut pipe = Pipeline::new(acct.deliverer.clone(), received);
+    let run: Result<(), Error> = async {
+        loop {
+            while !stop && in_flight < window && next < todo.len() {
+                out.extend(s.client.send(&Command::Retr(todo[next].0)));
+                sent.push_back(Sent::Retr(next));
+                next += 1;
+                in_flight += 1;
+            }
+            if !out.is_empty() {
+                s.write(&out).await?;
+                out.clear();
+            }
+            let done = if let Some(what) = sent.pop_front() {
+                let reply = s.reply().await?;
+                match what {
+                    Sent::Dele(n) => {
+                        match reply {
+                            Reply::Ok { .. } => {
+                                deleted.insert(n);
+                            }
+                            Reply::Err(t) => {
+                                acct.log(&[("event", &"dele-refused"), ("msg", &n), ("reply", &t)]);
+                            }
                         }
-                        if !acct.keep {
-                            out.extend(s.client.send(&Command::Dele(*n)));
-                            sent.push_back(Sent::Dele(*n));
+                        None
+                    }
+                    Sent::Retr(i) => {
+                        in_flight -= 1;
+                        if stop {
+                            continue; // read and dropped: the run is over
+                        }
+                        match reply {
+                            Reply::Ok { body: Some(b), .. } => pipe.push(i, b).await,
+                            Reply::Ok { .. } => {
+                                return Err(Error::Protocol("RETR without a body".into()));
+                            }
+                            Reply::Err(t) => {
+                                // Deleted by another client since UIDL, or locked.
+                                counts.failed += 1;
+                                let uidl = &todo[i].1;
+                                acct.log(&[
+                                    ("event", &"retr-refused"),
+                                    ("uidl", uidl),
+                                    ("reply", &t),
+                                ]);
+                                None
+                            }
                         }
                     }
-                    Outcome::Deferred(why) => {
-                        counts.deferred += 1;
-                        stop = true;
-                        acct.log(&[("event", &"deferred"), ("uidl", uidl), ("reason", &why)]);
+                }
+            } else if let Some(d) = pipe.pop().await {
+                Some(d)
+            } else {
+                break;
+            };
+            let Some((i, outcome)) = done else { continue };
+            let (n, uidl) = todo[i];
+            match outcome {
+                Outcome::Delivered => {
+                    state.record(uidl)?;
+                    counts.delivered += 1;
+                    if counts.delivered.is_multiple_of(SYNC_EVERY) {
+                        state.sync()?;
                     }
-                    Outcome::Failed(why) => {
-                        counts.failed += 1;
-                        acct.log(&[("event", &"failed"), ("uidl", uidl), ("reason", &why)]);
+                    if opts.verbose {
+                        acct.log(&[("event", &"delivered"), ("uidl", uidl)]);
+                    }
+                    if !acct.keep {
+                        out.extend(s.client.send(&Command::Dele(*n)));
+                        sent.push_back(Sent::Dele(*n));
                     }
                 }
-                progress.tick(counts.delivered + counts.failed);
+                Outcome::Deferred(why) => {
+                    counts.deferred += 1;
+                    stop = true;
+                    acct.log(&[("event", &"deferred"), ("uidl", uidl), ("reason", &why)]);
+                }
+                Outcome::Failed(why) => {
+                    counts.failed += 1;
+                    acct.log(&[("event", &"failed"), ("uidl", uidl), ("reason", &why)]);
+                }
+            }
+            progress.tick(counts.delivered + counts.failed);
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = run {
+        // Deliveries still in flight when the connection failed are
+        // finished and recorded, so the next run does not repeat them.
+        while let Some((i, outcome)) = pipe.pop().await {
+            if outcome == Outcome::Delivered {
+                state.record(&todo[i].1)?;
+                counts.delivered += 1;
             }
         }
+        return Err(e);
     }
     progress.done();
+    // The records must be on disk before QUIT commits the DELEs.
+    state.sync()?;
     let committed = matches!(s.command(&Command::Quit).await, Ok(Reply::Ok { .. }));
     let on_server: Vec<String> = listing
         .iter()

@@ -10,13 +10,17 @@
 //!                               uid 1205
 //! ```
 //!
-//! A delivered message is recorded by appending its line and fdatasync'ing
-//! the file before the message is deleted or flagged on the server; at the
-//! end of a run the journal is compacted (written to a temporary name,
-//! fsync'd, renamed over the old one, directory fsync'd, through
-//! mxa-durable) to what the server still holds. A crash during an append
-//! leaves at most a last line without its LF, which loading ignores: that
-//! one message is fetched again, never lost.
+//! A delivered message is recorded by appending its line (one write(2), so
+//! a killed process loses nothing of it); [`Pop3State::sync`] and
+//! [`ImapState::sync`] fdatasync the appended lines, which the caller does
+//! before it deletes or flags anything on the server (POP3: before QUIT,
+//! which commits the DELEs; IMAP: before each STORE), so a crash of the
+//! machine can repeat at most the deliveries since the last sync, and
+//! never lose one. At the end of a run the journal is compacted (written
+//! to a temporary name, fsync'd, renamed over the old one, directory
+//! fsync'd, through mxa-durable) to what the server still holds. A crash
+//! during an append leaves at most a last line without its LF, which
+//! loading ignores: that one message is fetched again, never lost.
 //!
 //! For IMAP, `through N` says every UID up to N is done; `uid` lines name
 //! UIDs above it that are done while a lower one is not (a message the MDA
@@ -70,6 +74,8 @@ struct Journal {
     path: PathBuf,
     kind: &'static str,
     append: Option<File>,
+    /// Lines appended since the last fdatasync.
+    dirty: bool,
     durable: Durable,
 }
 
@@ -81,6 +87,7 @@ impl Journal {
             path: path.to_path_buf(),
             kind,
             append: None,
+            dirty: false,
             durable: Durable::default(),
         };
         let text = match fs::read(path) {
@@ -117,8 +124,9 @@ impl Journal {
         }
     }
 
-    /// Appends `line` and makes it durable. The first record creates the
-    /// file through [`Journal::rewrite`], so its name is durable too.
+    /// Appends `line` in one write; [`Journal::sync`] makes it durable. The
+    /// first record creates the file through [`Journal::rewrite`], so its
+    /// name is durable at once.
     fn append(&mut self, line: &str) -> Result<(), Error> {
         if self.append.is_none() {
             if !self.path.exists() {
@@ -136,12 +144,23 @@ impl Journal {
             source: io::Error::other("no file"),
         })?;
         f.write_all(format!("{line}\n").as_bytes())
-            .and_then(|()| f.sync_data())
-            .map_err(io_err("append", &self.path))
+            .map_err(io_err("append", &self.path))?;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// fdatasync of what was appended.
+    fn sync(&mut self) -> Result<(), Error> {
+        if let (true, Some(f)) = (self.dirty, &self.append) {
+            f.sync_data().map_err(io_err("fdatasync", &self.path))?;
+        }
+        self.dirty = false;
+        Ok(())
     }
 
     /// Replaces the file with the header and `lines`, atomically.
     fn rewrite(&mut self, lines: &[String]) -> Result<(), Error> {
+        self.sync()?;
         self.append = None;
         let dir = self.path.parent().unwrap_or(Path::new("."));
         create_dirs(dir)?;
@@ -166,6 +185,13 @@ impl Journal {
                 text.as_bytes(),
             )
             .map_err(io_err("write", &self.path))
+    }
+}
+
+impl Drop for Journal {
+    /// A run that ends early still syncs what it recorded.
+    fn drop(&mut self) {
+        let _ = self.sync();
     }
 }
 
@@ -223,11 +249,16 @@ impl Pop3State {
         self.done.contains(uidl)
     }
 
-    /// Records a delivery, durably, before the caller deletes it.
+    /// Records a delivery; [`Pop3State::sync`] before QUIT.
     pub fn record(&mut self, uidl: &str) -> Result<(), Error> {
         self.journal.append(&format!("uidl {uidl}"))?;
         self.done.insert(uidl.to_string());
         Ok(())
+    }
+
+    /// Makes the records durable.
+    pub fn sync(&mut self) -> Result<(), Error> {
+        self.journal.sync()
     }
 
     /// Keeps only the UIDLs still on the server (a deleted message never
@@ -320,11 +351,16 @@ impl ImapState {
         uid <= self.through || self.done.contains(&uid)
     }
 
-    /// Records a delivery, durably, before the caller flags it.
+    /// Records a delivery; [`ImapState::sync`] before flagging it.
     pub fn record(&mut self, uid: u32) -> Result<(), Error> {
         self.journal.append(&format!("uid {uid}"))?;
         self.done.insert(uid);
         Ok(())
+    }
+
+    /// Makes the records durable.
+    pub fn sync(&mut self) -> Result<(), Error> {
+        self.journal.sync()
     }
 
     /// Rewrites the state from the UIDs still in the folder: `through` rises
