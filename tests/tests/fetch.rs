@@ -591,6 +591,17 @@ fn a_certificate_that_does_not_verify_is_refused_unless_ca_or_insecure() {
     ok(&o);
     assert!(stderr(&o).contains("event=insecure"), "{}", stderr(&o));
     assert_eq!(maildir_messages(&out).len(), 3);
+    // --no-starttls logs in in clear, and Received: says so.
+    fill(&dc, 3..5);
+    let imap = dc.url("imap", dc.ports.imap);
+    let o = fetch(&state, &[&imap, "--no-starttls", "--maildir", md]);
+    ok(&o);
+    let got = maildir_messages(&out);
+    assert_eq!(got.len(), 5);
+    for (_, m) in got.iter().filter(|(_, m)| token(m) >= 3) {
+        let text = String::from_utf8_lossy(m);
+        assert!(text.contains("with IMAP\n\t(no TLS)"), "{text:.300}");
+    }
 }
 
 #[test]
