@@ -5,6 +5,7 @@
 //! fail the test when `MXA_REQUIRE_PEERS=1` (as CI sets) and skip loudly
 //! otherwise.
 
+pub mod dovecot;
 pub mod postfix;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
