@@ -5,6 +5,7 @@
 //! fail the test when `MXA_REQUIRE_PEERS=1` (as CI sets) and skip loudly
 //! otherwise.
 
+pub mod dovecot;
 pub mod postfix;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -337,6 +338,59 @@ pub fn hash(password: &str) -> String {
         .hash_password(password.as_bytes(), &salt)
         .expect("hash")
         .to_string()
+}
+
+/// dnsmasq on loopback, serving a `test.` zone made of `records` (its
+/// command-line options: `--mx-host=…`, `--host-record=…`, which also
+/// makes the PTR records); killed on drop.
+#[derive(Debug)]
+pub struct Dnsmasq {
+    child: Child,
+    /// Its UDP and TCP port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Dnsmasq {
+    /// Starts it, or None when dnsmasq is missing (see [`peer`]).
+    pub fn start(records: &[&str]) -> Option<Dnsmasq> {
+        let bin = peer("dnsmasq")?;
+        let port = free_port();
+        let child = Command::new(bin)
+            .args([
+                "--no-daemon",
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                "--no-resolv",
+                "--no-hosts",
+            ])
+            .args(["--conf-file=/dev/null", "--local=/test/"])
+            .arg(format!("--port={port}"))
+            .args(records)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq");
+        assert!(
+            wait_for_port(port, Duration::from_secs(10)),
+            "dnsmasq did not listen"
+        );
+        Some(Dnsmasq { child, port })
+    }
+
+    /// Points `sys`'s `[dns] nameservers` at this server.
+    pub fn serve(&self, sys: &System) {
+        let cfg = std::fs::read_to_string(&sys.config).expect("config");
+        let cfg = cfg.replace("\"127.0.0.1:9\"", &format!("\"127.0.0.1:{}\"", self.port));
+        std::fs::write(&sys.config, cfg).expect("config");
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A daemon child, killed on drop.

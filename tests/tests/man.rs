@@ -33,6 +33,7 @@ fn man_pages_render_cleanly() {
         "mxa-postdrop.8",
         "mxa-queue.8",
         "mxa-deliver.8",
+        "mxa-smtpd.8",
     ] {
         assert!(dir.join(page).exists(), "man/{page} is missing");
     }

@@ -224,47 +224,6 @@ fn a_550_bounces_to_the_local_sender() {
     );
 }
 
-/// dnsmasq on loopback, serving the records the test needs.
-struct Dns {
-    child: Child,
-    port: u16,
-}
-
-impl Dns {
-    fn start(records: &[&str]) -> Option<Dns> {
-        let bin = peer("dnsmasq")?;
-        let port = free_port();
-        let child = Command::new(bin)
-            .args([
-                "--no-daemon",
-                "--listen-address=127.0.0.1",
-                "--bind-interfaces",
-                "--no-resolv",
-                "--no-hosts",
-            ])
-            .args(["--conf-file=/dev/null", "--local=/test/"])
-            .arg(format!("--port={port}"))
-            .args(records)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dnsmasq");
-        assert!(
-            wait_for_port(port, std::time::Duration::from_secs(10)),
-            "dnsmasq did not listen"
-        );
-        Some(Dns { child, port })
-    }
-}
-
-impl Drop for Dns {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Issue #5: MX resolution against a real DNS server: a domain's MX host,
 /// a domain with no MX but an A record (implicit MX), and a null MX
 /// (RFC 7505), which fails at once.
@@ -274,7 +233,7 @@ fn mx_lookup_implicit_mx_and_null_mx() {
     let Some(sink) = Sink::start(sys0.root(), &[]) else {
         return;
     };
-    let Some(dns) = Dns::start(&[
+    let Some(dns) = mxa_tests::Dnsmasq::start(&[
         "--mx-host=mx.test,mail.mx.test,10",
         "--host-record=mail.mx.test,127.0.0.1",
         "--host-record=implicit.test,127.0.0.1",

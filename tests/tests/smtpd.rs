@@ -146,6 +146,17 @@ fn swaks_plain_and_pipelined_to_a_local_user() {
         assert!(e.contains("sender <alice@remote.test>"), "{e}");
         assert!(e.contains("rcpt <test@example.test>"), "{e}");
         assert!(e.contains("origin smtp ip=127.0.0.1"), "{e}");
+        // Started as root, it wrote the spool as `user` (nobody): it had
+        // dropped root before reading from the client.
+        if nix::unistd::geteuid().is_root() {
+            use std::os::unix::fs::MetadataExt;
+            let nobody = nix::unistd::User::from_name("nobody")
+                .ok()
+                .flatten()
+                .expect("nobody");
+            let meta = std::fs::metadata(sys.spool_dir().join("data").join(&id)).expect("meta");
+            assert_eq!(meta.uid(), nobody.uid.as_raw(), "written as nobody");
+        }
     }
     let log = sys.smtpd_log();
     assert!(log.contains("event=queued"), "{log}");
@@ -607,4 +618,149 @@ fn sigterm_lets_the_transaction_in_flight_finish() {
     assert_eq!(q.len(), 1);
     assert!(String::from_utf8_lossy(&q[0].2).ends_with("first part\nsecond part\n"));
     assert!(Path::new(&sys.spool_dir()).exists());
+}
+
+/// `mxa-sendmail -bs`: a local SMTP session, trusted (it may relay).
+#[test]
+fn sendmail_bs_is_a_local_smtp_session() {
+    let sys = System::new();
+    sys.spool_for_daemons();
+    let dialogue = b"HELO localhost\r\nMAIL FROM:<test@example.test>\r\nRCPT TO:<friend@remote.test>\r\nDATA\r\nSubject: -bs\r\n\r\nhi\r\n.\r\nQUIT\r\n";
+    let out = run_with_input(
+        sys.cmd("mxa-sendmail")
+            .arg("-bs")
+            .env("TCPREMOTEIP", "192.0.2.1"),
+        dialogue,
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("250 2.1.5"), "relay allowed locally: {text}");
+    let id = queued_id(&text);
+    let d = data(&sys, &id);
+    assert!(d.contains("from localhost (local)"), "{d}");
+    assert!(d.contains("with SMTP id"), "{d}");
+}
+
+/// The whole inbound chain: swaks → mxa-smtpd → spool → mxa-queue →
+/// mxa-deliver → Maildir, the message intact behind its trace lines.
+#[test]
+fn swaks_to_smtpd_to_queue_to_maildir() {
+    let sys = System::new();
+    let _d = sys.smtpd();
+    let server = format!("127.0.0.1:{}", sys.ports.smtp);
+    let Some((ok, out)) = swaks(&[
+        "--server",
+        &server,
+        "--from",
+        "alice@remote.test",
+        "--to",
+        "test@example.test",
+        "--header",
+        "Subject: end to end",
+        "--body",
+        "all the way\n.dot line\n",
+    ]) else {
+        return;
+    };
+    assert!(ok, "{out}");
+    let id = queued_id(&out);
+    let flush = sys.run("mxa-queue", &["flush"], b"");
+    assert_eq!(
+        flush.status.code(),
+        Some(0),
+        "{}",
+        mxa_tests::stderr(&flush)
+    );
+    assert!(sys.queued().is_empty(), "delivered and removed");
+    let new = sys.root().join("mail/example.test/test/new");
+    let files: Vec<_> = std::fs::read_dir(&new)
+        .expect("Maildir new/")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    let m = std::fs::read_to_string(&files[0]).expect("message");
+    assert!(m.starts_with("Return-Path: <alice@remote.test>\n"), "{m}");
+    assert!(m.contains("Delivered-To: test@example.test\n"), "{m}");
+    assert!(m.contains(&format!("with ESMTP id {id}\n")), "{m}");
+    assert!(m.contains("Subject: end to end\n"), "{m}");
+    assert!(m.contains("\nall the way\n.dot line\n"), "{m}");
+}
+
+#[test]
+fn connections_per_client_are_limited() {
+    let sys = System::new();
+    sys.set("trusted_networks", "[]");
+    sys.set("max_connections_per_client", "3");
+    let _d = sys.smtpd();
+    let held: Vec<Raw> = (0..3).map(|_| Raw::connect(sys.ports.smtp)).collect();
+    let mut s = TcpStream::connect(("127.0.0.1", sys.ports.smtp)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut all = String::new();
+    let _ = s.read_to_string(&mut all);
+    assert!(all.starts_with("421 4.7.0"), "{all}");
+    drop(held);
+    // Once they are gone, the client is welcome again.
+    let ok = mxa_tests::postfix::wait_until(Duration::from_secs(10), || {
+        let mut s = TcpStream::connect(("127.0.0.1", sys.ports.smtp)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut b = [0u8; 3];
+        s.read_exact(&mut b).is_ok() && &b == b"220"
+    });
+    assert!(ok);
+    assert!(
+        sys.smtpd_log()
+            .contains("reason=too-many-connections-from-client")
+    );
+}
+
+/// The client's name in `Received:` is its forward-confirmed reverse DNS
+/// name; a PTR that its own name does not confirm gives "unknown".
+#[test]
+fn received_names_the_client_by_confirmed_reverse_dns() {
+    let Some(dns) = mxa_tests::Dnsmasq::start(&[
+        "--host-record=client.example.test,192.0.2.10",
+        "--ptr-record=11.2.0.192.in-addr.arpa,client.example.test",
+    ]) else {
+        return;
+    };
+    let sys = System::new();
+    dns.serve(&sys);
+    sys.spool_for_daemons();
+    let dialogue = b"EHLO liar.test\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<test@example.test>\r\nDATA\r\nSubject: rdns\r\n\r\nhi\r\n.\r\nQUIT\r\n";
+    for (ip, name) in [
+        ("192.0.2.10", "client.example.test"),
+        ("192.0.2.11", "unknown"),
+    ] {
+        // A stranger waits for the greeting (pregreet), then talks.
+        let mut child = sys
+            .cmd("mxa-smtpd")
+            .arg("--stdio")
+            .env("TCPREMOTEIP", ip)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut greeting = String::new();
+        stdout.read_line(&mut greeting).expect("greeting");
+        assert!(greeting.starts_with("220 "), "{greeting}");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(dialogue)
+            .expect("write");
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).expect("read");
+        let _ = child.wait();
+        let id = queued_id(&rest);
+        let d = data(&sys, &id);
+        assert!(
+            d.starts_with(&format!("Received: from liar.test ({name} [{ip}])\n")),
+            "{d}"
+        );
+    }
 }

@@ -38,15 +38,54 @@ pub struct Env {
 impl Env {
     /// Reads the process environment.
     pub fn from_process() -> Env {
-        let var = |k: &str| std::env::var(k).ok();
+        Env::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the variables through `var`. Without `RECIPIENT`, `LOCAL`
+    /// and `DOMAIN` together make the recipient (`LOCAL@DOMAIN`), as
+    /// local(8) sets them for a mailbox_command.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Env {
+        let nonempty = |k: &str| var(k).filter(|v| !v.is_empty());
+        let recipient = nonempty("RECIPIENT").or_else(|| {
+            let (l, d) = (nonempty("LOCAL")?, nonempty("DOMAIN")?);
+            Some(format!("{l}@{d}"))
+        });
         Env {
             sender: var("SENDER"),
-            recipient: var("RECIPIENT").filter(|r| !r.is_empty()),
+            recipient,
             original_recipient: var("ORIGINAL_RECIPIENT"),
             extension: var("EXTENSION"),
             home: var("HOME").filter(|h| !h.is_empty()).map(PathBuf::from),
             user: var("USER").or_else(|| var("LOGNAME")),
         }
+    }
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::Env;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        Env::from_vars(|k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_string())
+        })
+    }
+
+    #[test]
+    fn recipient_from_recipient_or_local_and_domain() {
+        let e = env(&[
+            ("RECIPIENT", "a@x.org"),
+            ("LOCAL", "b"),
+            ("DOMAIN", "y.org"),
+        ]);
+        assert_eq!(e.recipient.as_deref(), Some("a@x.org"));
+        let e = env(&[("LOCAL", "b+ext"), ("DOMAIN", "y.org")]);
+        assert_eq!(e.recipient.as_deref(), Some("b+ext@y.org"));
+        let e = env(&[("RECIPIENT", ""), ("LOCAL", "b")]);
+        assert_eq!(e.recipient, None);
     }
 }
 

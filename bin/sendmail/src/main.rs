@@ -30,12 +30,11 @@ fn run(words: &[String]) -> Result<(), Failure> {
     let args = args::parse(words).map_err(|m| Failure::new(exit::USAGE, m))?;
     let config = Config::load(args.config.as_deref().map(Path::new))?;
     match args.mode {
-        Mode::List => exec_queue(&config, &["list"]),
-        Mode::Flush => exec_queue(&config, &["flush"]),
-        Mode::Smtp => Err(Failure::new(
-            exit::UNAVAILABLE,
-            "-bs (SMTP on standard input) is not built yet; it comes with mxa-smtpd",
-        )),
+        Mode::List => exec_program(&config, "mxa-queue", &["list"]),
+        Mode::Flush => exec_program(&config, "mxa-queue", &["flush"]),
+        // A local SMTP session: mxa-smtpd on stdin/stdout, with no client
+        // address, so the caller is local and trusted (as sendmail -bs).
+        Mode::Smtp => exec_program(&config, "mxa-smtpd", &["--stdio"]),
         Mode::NewAliases => {
             // mxa-queue reads the aliases file itself: there is no database.
             Ok(())
@@ -44,18 +43,23 @@ fn run(words: &[String]) -> Result<(), Failure> {
     }
 }
 
-/// `-bp` and `-q` are mxa-queue's `list` and `flush`.
-fn exec_queue(config: &Config, cmd: &[&str]) -> Result<(), Failure> {
-    let prog = mxa_cli::find_program("mxa-queue")
-        .ok_or_else(|| Failure::new(exit::UNAVAILABLE, "mxa-queue not found"))?;
+/// `-bp` and `-q` are mxa-queue's `list` and `flush`; `-bs` is
+/// `mxa-smtpd --stdio`, told of no remote client.
+fn exec_program(config: &Config, name: &str, cmd: &[&str]) -> Result<(), Failure> {
+    let prog = mxa_cli::find_program(name)
+        .ok_or_else(|| Failure::new(exit::UNAVAILABLE, format!("{name} not found")))?;
     let mut c = Command::new(prog);
     if let Some(f) = &config.file {
         c.arg("-c").arg(f);
     }
-    let err = c.args(cmd).exec();
+    let err = c
+        .args(cmd)
+        .env_remove("TCPREMOTEIP")
+        .env_remove("REMOTE_ADDR")
+        .exec();
     Err(Failure::new(
         exit::UNAVAILABLE,
-        format!("running mxa-queue: {err}"),
+        format!("running {name}: {err}"),
     ))
 }
 

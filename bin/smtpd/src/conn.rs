@@ -111,7 +111,19 @@ pub async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // The client's name, looked up (for Received:) before the greeting,
+    // as Postfix does; loopback and local sessions need no DNS.
+    let client_name = match client.ip {
+        Some(ip) => {
+            let c = Arc::clone(&ctx);
+            tokio::task::spawn_blocking(move || c.client_name(ip))
+                .await
+                .unwrap_or_else(|_| "unknown".into())
+        }
+        None => "local".into(),
+    };
     let mut conn = Conn {
+        client_name,
         io: Io::Plain(stream),
         out: Vec::new(),
         ctx,
@@ -142,6 +154,8 @@ pub async fn serve<S>(
 }
 
 struct Conn<S> {
+    /// See [`crate::Ctx::client_name`].
+    client_name: String,
     io: Io<S>,
     out: Vec<u8>,
     ctx: Arc<Ctx>,
@@ -257,12 +271,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                         ]);
                         session.recipient_checked(v);
                     }
-                    Action::MessageBegin => {
-                        let env = session.transaction().unwrap_or_default();
-                        let (client, hostname) = (
-                            self.ctx.client_name(self.client.ip),
-                            self.ctx.config.hostname.clone(),
-                        );
+                    Action::MessageBegin { envelope: env } => {
+                        let (client, hostname) =
+                            (self.client_name.clone(), self.ctx.config.hostname.clone());
                         let ip = self.client.ip;
                         self.store = Some(Store::begin(ctx.spool, |id| {
                             policy::received(
@@ -335,7 +346,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
     /// 4.3.2) and ends.
     async fn read(&mut self, buf: &mut [u8], session: &Session) -> Result<usize, End> {
         let timeout = self.ctx.config.smtpd.timeout;
-        let idle = session.transaction().is_none();
+        let idle = !session.in_transaction();
         let stopping = async {
             if !idle {
                 return std::future::pending().await;

@@ -60,6 +60,8 @@ pub struct Ctx {
     accounts: Accounts,
     aliases: policy::AliasFile,
     tls: Option<TlsAcceptor>,
+    /// Made on the first client from outside loopback.
+    resolver: std::sync::OnceLock<Option<mxa_dns::Resolver>>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -98,15 +100,23 @@ impl Ctx {
     }
 
     /// The client's name for `Received:`: "localhost" on loopback, else
-    /// "unknown" (no reverse lookup yet).
-    fn client_name(&self, ip: Option<IpAddr>) -> String {
-        match ip {
-            Some(ip) if ip.is_loopback() => "localhost".into(),
-            Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()) => {
-                "localhost".into()
-            }
-            _ => "unknown".into(),
+    /// its forward-confirmed reverse DNS name, else "unknown" (as
+    /// Postfix). Blocking (DNS): run it off the async threads.
+    fn client_name(&self, ip: IpAddr) -> String {
+        let v4 = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            other => other,
+        };
+        if v4.is_loopback() {
+            return "localhost".into();
         }
+        let resolver = self
+            .resolver
+            .get_or_init(|| mxa_dns::Resolver::new(&self.config.dns.nameservers).ok());
+        resolver
+            .as_ref()
+            .and_then(|r| r.client_name(ip))
+            .unwrap_or_else(|| "unknown".into())
     }
 }
 
@@ -219,6 +229,7 @@ fn run(args: &Args) -> i32 {
         accounts,
         aliases,
         tls,
+        resolver: std::sync::OnceLock::new(),
     });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -45,6 +45,10 @@ pub const QUERY_ATTEMPTS: usize = 2;
 /// [`QUERY_TIMEOUT`] × [`QUERY_ATTEMPTS`], with room to spare. The queue
 /// runner holds a delivery slot meanwhile.
 pub const LOOKUP_DEADLINE: Duration = Duration::from_secs(30);
+
+/// How long a client's name may take: the client is waiting for its
+/// greeting meanwhile.
+pub const CLIENT_NAME_DEADLINE: Duration = Duration::from_secs(10);
 /// Worker threads of the resolver's runtime: queries mostly wait on the
 /// network, so two serve many delivery threads.
 const RUNTIME_THREADS: usize = 2;
@@ -187,6 +191,18 @@ impl Resolver {
     /// with no address is [`DnsError::NoHosts`].
     pub fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsError> {
         self.run(host, lookup::addresses(&self.inner, host))
+    }
+
+    /// The client's forward-confirmed name (PTR, then A/AAAA back to the
+    /// same address), for `Received:` lines; None when it has none or the
+    /// DNS does not answer within [`CLIENT_NAME_DEADLINE`]. Blocking.
+    pub fn client_name(&self, ip: IpAddr) -> Option<String> {
+        self.runtime.block_on(async {
+            tokio::time::timeout(CLIENT_NAME_DEADLINE, lookup::client_name(&self.inner, ip))
+                .await
+                .ok()
+                .flatten()
+        })
     }
 
     /// Runs `lookup` to completion on our runtime, within

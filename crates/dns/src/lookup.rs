@@ -85,6 +85,29 @@ pub(crate) async fn addresses(
     }
 }
 
+/// The forward-confirmed name of a client address (as Postfix's smtpd
+/// finds it): a PTR name whose A or AAAA records include the address.
+/// None when there is no PTR, no name confirms, or DNS fails.
+pub(crate) async fn client_name(resolver: &TokioResolver, ip: IpAddr) -> Option<String> {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    let Answer::Found(data) = query(resolver, &Name::from(ip), RecordType::PTR).await else {
+        return None;
+    };
+    for d in data.into_iter().take(4) {
+        let RData::PTR(ptr) = d else { continue };
+        if let Answer::Found(addrs) = addresses_of(resolver, ptr.0.clone()).await
+            && addrs.contains(&ip)
+        {
+            let name = ptr.0.to_ascii();
+            return Some(name.trim_end_matches('.').to_string());
+        }
+    }
+    None
+}
+
 /// Resolves the exchanges concurrently, keeping their order. An exchange
 /// without addresses is skipped: nothing could be done with it, and the
 /// runner would only log a failed connection. When none is left, the

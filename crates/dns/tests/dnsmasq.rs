@@ -40,6 +40,8 @@ const RECORDS: &[&str] = &[
     "--mx-host=partly.test,mx2.multi.test,20",
     // Only a host that cannot be resolved now.
     "--mx-host=stuck.test,mx.fail.test,10",
+    // A PTR that its name's A records do not confirm (a forged name).
+    "--ptr-record=99.2.0.192.in-addr.arpa,mx1.multi.test",
 ];
 
 #[test]
@@ -200,6 +202,30 @@ fn addresses_of_a_host() {
         resolver.addresses("[IPv6:::1]").expect("literal"),
         [ip("::1")]
     );
+}
+
+/// mxa-smtpd's client names: forward-confirmed reverse DNS.
+#[test]
+fn client_names_are_forward_confirmed() {
+    let Some(dns) = Dnsmasq::start() else { return };
+    let resolver = dns.resolver();
+    // --host-record makes the PTR records too.
+    assert_eq!(
+        resolver.client_name(ip("192.0.2.1")).as_deref(),
+        Some("mx1.multi.test")
+    );
+    assert_eq!(
+        resolver.client_name(ip("::ffff:192.0.2.2")).as_deref(),
+        Some("mx2.multi.test")
+    );
+    assert_eq!(
+        resolver.client_name(ip("2001:db8::4")).as_deref(),
+        Some("mx4.multi.test")
+    );
+    // 192.0.2.99 claims to be mx1.multi.test, whose A record says no.
+    assert_eq!(resolver.client_name(ip("192.0.2.99")), None);
+    // No PTR at all.
+    assert_eq!(resolver.client_name(ip("198.51.100.7")), None);
 }
 
 // The queue runner calls from many threads at once.

@@ -63,6 +63,92 @@ pub enum Publish {
     Replace,
 }
 
+mod group {
+    //! Group commit of directory fsyncs (see [`super::Durable::sync_dir`]).
+    use std::collections::HashMap;
+    use std::fs::File;
+    use std::io;
+    use std::path::{Path, PathBuf};
+    use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+
+    #[derive(Debug, Default)]
+    struct State {
+        /// Tickets handed out so far.
+        next: u64,
+        /// Every ticket below this is covered by a successful fsync.
+        synced: u64,
+        /// An fsync is under way.
+        running: bool,
+    }
+
+    #[derive(Debug, Default)]
+    struct Group {
+        state: Mutex<State>,
+        done: Condvar,
+    }
+
+    fn group(dir: &Path) -> Arc<Group> {
+        static GROUPS: OnceLock<Mutex<HashMap<PathBuf, Arc<Group>>>> = OnceLock::new();
+        let map = GROUPS.get_or_init(Mutex::default);
+        let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(map.entry(dir.to_path_buf()).or_default())
+    }
+
+    pub(super) fn sync(dir: &Path) -> io::Result<()> {
+        let g = group(dir);
+        let mut st = g.state.lock().unwrap_or_else(PoisonError::into_inner);
+        // The caller's change to the directory happened before this ticket.
+        let ticket = st.next;
+        st.next += 1;
+        loop {
+            if st.synced > ticket {
+                return Ok(());
+            }
+            if !st.running {
+                // Lead: this fsync covers every ticket handed out so far.
+                st.running = true;
+                let upto = st.next;
+                drop(st);
+                let r = File::open(dir).and_then(|f| f.sync_all());
+                st = g.state.lock().unwrap_or_else(PoisonError::into_inner);
+                st.running = false;
+                if r.is_ok() {
+                    st.synced = st.synced.max(upto);
+                }
+                g.done.notify_all();
+                // On failure the waiters try again themselves.
+                r?;
+                continue;
+            }
+            st = g.done.wait(st).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn concurrent_syncs_all_return() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let threads: Vec<_> = (0..16)
+                .map(|i| {
+                    let d = dir.path().to_path_buf();
+                    std::thread::spawn(move || {
+                        for j in 0..20 {
+                            std::fs::write(d.join(format!("{i}.{j}")), b"x").expect("write");
+                            super::sync(&d).expect("sync");
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().expect("thread");
+            }
+            let missing = dir.path().join("none");
+            assert!(super::sync(&missing).is_err(), "a missing folder fails");
+        }
+    }
+}
+
 /// The durable-write primitive. Cheap to clone; production code uses
 /// `Durable::default()`, tests use [`Durable::with_fault`].
 #[derive(Clone, Default)]
@@ -112,6 +198,7 @@ impl Durable {
             path: tmp.to_path_buf(),
             file: Some(file),
             len: 0,
+            synced: false,
         })
     }
 
@@ -130,9 +217,15 @@ impl Durable {
     }
 
     /// fsync(2) of a directory, so that the names in it survive a crash.
+    ///
+    /// Group commit: when several threads of the process sync the same
+    /// directory at once, one fsync that starts after a caller's change
+    /// covers it, so concurrent writers (mxa-smtpd's sessions) share the
+    /// directory fsyncs instead of queueing one each. A caller returns Ok
+    /// only once an fsync that began after it called has succeeded.
     pub fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.check(Step::SyncDir, dir)?;
-        File::open(dir)?.sync_all()
+        group::sync(dir)
     }
 
     /// Removes `path` and makes the removal durable.
@@ -158,6 +251,8 @@ pub struct TempFile {
     path: PathBuf,
     file: Option<File>,
     len: u64,
+    /// [`TempFile::sync`] was called and nothing was written since.
+    synced: bool,
 }
 
 impl TempFile {
@@ -212,6 +307,42 @@ impl TempFile {
     }
 }
 
+impl TempFile {
+    /// [`publish`](Self::publish) without its last step: fsyncs the file
+    /// and links it under `dest` (never replacing), but leaves the fsync of
+    /// `dest`'s directory to the caller, who may then make several names
+    /// durable with one [`Durable::sync_dir`] each directory, and must
+    /// remove `dest` itself if that fails. On error nothing is left under
+    /// `dest` and the temporary file is removed.
+    pub fn link_unsynced(mut self, dest: &Path) -> io::Result<()> {
+        self.sync()?;
+        let d = self.durable.clone();
+        drop(self.file.take());
+        d.check(Step::Publish, dest)?;
+        fs::hard_link(&self.path, dest)?;
+        let _ = fs::remove_file(&self.path);
+        self.path = PathBuf::new();
+        Ok(())
+    }
+
+    /// fsync(2) of the file now (once; [`link_unsynced`](Self::link_unsynced)
+    /// then skips it). Syncing several files before linking any lets the
+    /// file system commit them together.
+    pub fn sync(&mut self) -> io::Result<()> {
+        if self.synced {
+            return Ok(());
+        }
+        let file = self
+            .file
+            .as_ref()
+            .ok_or_else(|| io::Error::other("file already closed"))?;
+        self.durable.check(Step::SyncFile, &self.path)?;
+        file.sync_all()?;
+        self.synced = true;
+        Ok(())
+    }
+}
+
 impl Write for TempFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.durable.check(Step::Write, &self.path)?;
@@ -221,6 +352,7 @@ impl Write for TempFile {
             .ok_or_else(|| io::Error::other("file already closed"))?;
         let n = file.write(buf)?;
         self.len += n as u64;
+        self.synced = false;
         Ok(n)
     }
 

@@ -11,7 +11,7 @@
 //!     StartTls            -> TLS handshake; session.tls_established(version, cipher)
 //!     CheckAuth{..}       -> verify against the users file; session.auth_checked(ok)
 //!     CheckRecipient(a)   -> look a up; session.recipient_checked(verdict)
-//!     MessageBegin        -> open a spool file
+//!     MessageBegin{..}    -> open a spool file, write the Received: line
 //!     MessageData(bytes)  -> append them
 //!     MessageAbort        -> drop the spool file
 //!     MessageEnd{envelope}-> fsync, queue; session.message_stored(Ok(id) | Err(why))
@@ -216,8 +216,14 @@ pub enum Action {
     },
     /// Decide on this recipient, then [`Session::recipient_checked`].
     CheckRecipient(String),
-    /// A message begins: open a spool file.
-    MessageBegin,
+    /// A message begins: open a spool file. The transaction as known so
+    /// far (HELO name, sender, recipients, user, TLS), for the
+    /// `Received:` line that goes first: pipelined input may have ended
+    /// the transaction before the caller sees this action.
+    MessageBegin {
+        /// The transaction so far.
+        envelope: Envelope,
+    },
     /// Message octets: CRLF line ends, dot-unstuffed.
     MessageData(Vec<u8>),
     /// The message begun is refused: drop what was written.
@@ -450,10 +456,14 @@ impl Session {
         self.user.as_deref()
     }
 
-    /// The transaction under way as known so far (at
-    /// [`Action::MessageBegin`]: HELO name, sender, recipients), with the
-    /// session's user and TLS; `None` outside a transaction. What the
-    /// caller needs to write the `Received:` line before the body.
+    /// A transaction is under way (MAIL given, not yet ended or reset):
+    /// a server that is stopping lets it finish.
+    pub fn in_transaction(&self) -> bool {
+        self.txn.is_some()
+    }
+
+    /// The transaction under way as known so far (HELO name, sender,
+    /// recipients), with the session's user and TLS; `None` outside one.
     pub fn transaction(&self) -> Option<Envelope> {
         self.txn.as_ref().map(|t| Envelope {
             auth_user: self.user.clone(),

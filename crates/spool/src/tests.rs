@@ -199,6 +199,19 @@ fn cleanup_sweeps_only_old_leftovers() {
     assert!(s.data_path(&queued).exists());
 }
 
+/// What a crash between the links and the directory fsyncs of an
+/// injection may leave: an envelope without data, never acknowledged.
+#[test]
+fn cleanup_removes_an_envelope_without_data_at_once() {
+    let (_d, s) = spool();
+    let kept = s.inject(&env(), b"x\n").expect("inject");
+    let broken = s.inject(&env(), b"y\n").expect("inject");
+    fs::remove_file(s.data_path(&broken)).expect("remove data");
+    assert_eq!(s.cleanup(TMP_MAX_AGE).expect("cleanup"), 1);
+    assert_eq!(s.list().expect("list"), vec![kept]);
+    assert!(!s.env_path(&broken).exists());
+}
+
 #[test]
 fn waiter_wakes_on_injection() {
     let (_d, s) = spool();

@@ -137,7 +137,8 @@ impl Session {
         }
         txn.body = Some(Body::new(true, bare_lf, max));
         self.phase = Phase::Data;
-        Answer::Then(codes::START_DATA.reply(), Action::MessageBegin)
+        let envelope = self.transaction().unwrap_or_default();
+        Answer::Then(codes::START_DATA.reply(), Action::MessageBegin { envelope })
     }
 
     /// BDAT (RFC 3030 §2): the chunk's octets are read whatever the
@@ -151,7 +152,8 @@ impl Session {
         {
             let (bare_lf, max) = (self.config.bare_lf, self.config.max_message_size);
             txn.body = Some(Body::new(false, bare_lf, max));
-            self.actions.push_back(Action::MessageBegin);
+            let envelope = self.transaction().unwrap_or_default();
+            self.actions.push_back(Action::MessageBegin { envelope });
         }
         self.phase = Phase::Bdat {
             size,

@@ -145,7 +145,7 @@ impl Transcript {
                     .out
                     .push_back(format!("A: auth {mechanism:?} {user} {}", password.0)),
                 Action::CheckRecipient(a) => self.out.push_back(format!("A: rcpt {a}")),
-                Action::MessageBegin => self.out.push_back("A: begin".into()),
+                Action::MessageBegin { .. } => self.out.push_back("A: begin".into()),
                 Action::MessageAbort => self.out.push_back("A: abort".into()),
                 Action::Close => self.out.push_back("A: close".into()),
             }
