@@ -9,9 +9,10 @@
 # N messages of mixed sizes (fixed seed: 80% 2-8 KiB, 18% 20-100 KiB,
 # 2% 0.5-1 MiB, about 60 MiB for N=2000) are made once, as mxa-deliver
 # files them (LF line ends; names with ,S= and ,W=). For each round and
-# each server, a fresh copy goes into that server's own Maildir under new/,
-# and one client session (Python's poplib, plain POP3 on loopback) logs in,
-# STATs, then RETRs and DELEs every message, and QUITs. The script reports
+# each server (each first in every other round), a fresh copy goes into
+# that server's own Maildir under new/, and one client session (Python's
+# poplib, plain POP3 on loopback) logs in, STATs, then RETRs and DELEs
+# every message, and QUITs. The script reports
 # for each: the wall time of the session (messages/s, MiB/s) and the CPU
 # time (user + system) the server's processes used during it, read from
 # /proc/PID/stat: for mxa-pop3d its one process; for Dovecot the master,
@@ -304,8 +305,10 @@ try:
 
     results = {"mxa-pop3d": [], "dovecot": []}
     for r in range(rounds):
-        for name, proc, port, maildir in (("mxa-pop3d", mx, mx_port, mx_maildir),
-                                          ("dovecot", dv, dv_port, dv_maildir)):
+        order = [("mxa-pop3d", mx, mx_port, mx_maildir), ("dovecot", dv, dv_port, dv_maildir)]
+        # Each goes first in every other round, so that a machine getting
+        # busier or quieter during the run favours neither.
+        for name, proc, port, maildir in (order if r % 2 == 0 else order[::-1]):
             fill(maildir)
             subprocess.call(["sync"])
             before = tree_cpu(proc.pid)
