@@ -34,6 +34,8 @@ fn man_pages_render_cleanly() {
         "mxa-queue.8",
         "mxa-deliver.8",
         "mxa-smtpd.8",
+        "mxa-pop3d.8",
+        "mxa-fetch.1",
     ] {
         assert!(dir.join(page).exists(), "man/{page} is missing");
     }
