@@ -190,35 +190,9 @@ async fn fetch_folder(
         .join(acct.url.state_key())
         .join(mxa_fetch_lib::url::file_name(folder));
     let mut state = ImapState::load(&path)?;
-    match state.uidvalidity() {
-        None => state.reset(v)?,
-        Some(old) if old == v => {}
-        Some(old) if acct.keep => {
-            counts.held += 1;
-            acct.log(&[
-                ("event", &"uidvalidity-changed"),
-                ("folder", &folder),
-                ("old", &old),
-                ("new", &v),
-                ("policy", &"hold"),
-                ("state", &path.display()),
-                (
-                    "fix",
-                    &"remove the state file to fetch the folder again in full",
-                ),
-            ]);
-            return Ok(false);
-        }
-        Some(old) => {
-            acct.log(&[
-                ("event", &"uidvalidity-changed"),
-                ("folder", &folder),
-                ("old", &old),
-                ("new", &v),
-                ("policy", &"refetch"),
-            ]);
-            state.reset(v)?;
-        }
+    if !uidvalidity_policy(acct, folder, &mut state, v)? {
+        counts.held += 1;
+        return Ok(false);
     }
     let mut on_server: BTreeSet<u32> = t(c.sess.uid_search("ALL")).await?.into_iter().collect();
     let todo: Vec<u32> = on_server
@@ -337,6 +311,47 @@ impl Tally {
         }
         Ok(())
     }
+}
+
+/// Applies the UIDVALIDITY policy (see the module's documentation) to the
+/// folder's state: false when the folder is held.
+fn uidvalidity_policy(
+    acct: &Account,
+    folder: &str,
+    state: &mut ImapState,
+    v: u32,
+) -> Result<bool, Error> {
+    let path = state.path().to_path_buf();
+    match state.uidvalidity() {
+        None => state.reset(v)?,
+        Some(old) if old == v => {}
+        Some(old) if acct.keep => {
+            acct.log(&[
+                ("event", &"uidvalidity-changed"),
+                ("folder", &folder),
+                ("old", &old),
+                ("new", &v),
+                ("policy", &"hold"),
+                ("state", &path.display()),
+                (
+                    "fix",
+                    &"remove the state file to fetch the folder again in full",
+                ),
+            ]);
+            return Ok(false);
+        }
+        Some(old) => {
+            acct.log(&[
+                ("event", &"uidvalidity-changed"),
+                ("folder", &folder),
+                ("old", &old),
+                ("new", &v),
+                ("policy", &"refetch"),
+            ]);
+            state.reset(v)?;
+        }
+    }
+    Ok(true)
 }
 
 /// Marks delivered messages: `\Seen` with keep, else deleted and

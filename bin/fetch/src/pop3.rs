@@ -88,8 +88,9 @@ enum Sent {
     Dele(u32),
 }
 
-/// Fetches what is new for `acct`, adding to `counts`.
-pub async fn fetch(acct: &Account, opts: &Options, counts: &mut Counts) -> Result<(), Error> {
+/// Connects, starts TLS and logs in; returns the session, the
+/// capabilities and the `Received:` field for this session's messages.
+async fn connect(acct: &Account, opts: &Options) -> Result<(Session, Vec<String>, Vec<u8>), Error> {
     let url = &acct.url;
     let (tcp, peer) = net::connect(&url.host, url.port).await?;
     let implicit = url.security == Security::Implicit;
@@ -141,7 +142,13 @@ pub async fn fetch(acct: &Account, opts: &Options, counts: &mut Counts) -> Resul
         login: url.user.clone(),
     };
     let received = source.received(&opts.hostname);
+    Ok((s, caps, received))
+}
 
+/// Fetches what is new for `acct`, adding to `counts`.
+pub async fn fetch(acct: &Account, opts: &Options, counts: &mut Counts) -> Result<(), Error> {
+    let url = &acct.url;
+    let (mut s, caps, received) = connect(acct, opts).await?;
     let listing = match s.command(&Command::Uidl).await? {
         Reply::Ok { body: Some(b), .. } => {
             pop3::parse_uidl(&b).map_err(|e| Error::Protocol(format!("POP3: {e}")))?
@@ -234,30 +241,13 @@ pub async fn fetch(acct: &Account, opts: &Options, counts: &mut Counts) -> Resul
             };
             let Some((i, outcome)) = done else { continue };
             let (n, uidl) = todo[i];
-            match outcome {
-                Outcome::Delivered => {
-                    state.record(uidl)?;
-                    counts.delivered += 1;
-                    if counts.delivered.is_multiple_of(SYNC_EVERY) {
-                        state.sync()?;
-                    }
-                    if opts.verbose {
-                        acct.log(&[("event", &"delivered"), ("uidl", uidl)]);
-                    }
-                    if !acct.keep {
-                        out.extend(s.client.send(&Command::Dele(*n)));
-                        sent.push_back(Sent::Dele(*n));
-                    }
+            match settle(acct, opts, &mut state, counts, uidl, outcome)? {
+                Settled::Delivered if !acct.keep => {
+                    out.extend(s.client.send(&Command::Dele(*n)));
+                    sent.push_back(Sent::Dele(*n));
                 }
-                Outcome::Deferred(why) => {
-                    counts.deferred += 1;
-                    stop = true;
-                    acct.log(&[("event", &"deferred"), ("uidl", uidl), ("reason", &why)]);
-                }
-                Outcome::Failed(why) => {
-                    counts.failed += 1;
-                    acct.log(&[("event", &"failed"), ("uidl", uidl), ("reason", &why)]);
-                }
+                Settled::Deferred => stop = true,
+                _ => {}
             }
             progress.tick(counts.delivered + counts.failed);
         }
@@ -268,10 +258,7 @@ pub async fn fetch(acct: &Account, opts: &Options, counts: &mut Counts) -> Resul
         // Deliveries still in flight when the connection failed are
         // finished and recorded, so the next run does not repeat them.
         while let Some((i, outcome)) = pipe.pop().await {
-            if outcome == Outcome::Delivered {
-                state.record(&todo[i].1)?;
-                counts.delivered += 1;
-            }
+            settle(acct, opts, &mut state, counts, &todo[i].1, outcome)?;
         }
         return Err(e);
     }
@@ -291,6 +278,48 @@ pub async fn fetch(acct: &Account, opts: &Options, counts: &mut Counts) -> Resul
         ));
     }
     Ok(())
+}
+
+/// What became of a delivery.
+enum Settled {
+    Delivered,
+    Deferred,
+    Failed,
+}
+
+/// Records a delivered message (its line appended; fdatasync'd every
+/// [`SYNC_EVERY`] and before QUIT), counts and logs the others.
+fn settle(
+    acct: &Account,
+    opts: &Options,
+    state: &mut Pop3State,
+    counts: &mut Counts,
+    uidl: &str,
+    outcome: Outcome,
+) -> Result<Settled, Error> {
+    Ok(match outcome {
+        Outcome::Delivered => {
+            state.record(uidl)?;
+            counts.delivered += 1;
+            if counts.delivered.is_multiple_of(SYNC_EVERY) {
+                state.sync()?;
+            }
+            if opts.verbose {
+                acct.log(&[("event", &"delivered"), ("uidl", &uidl)]);
+            }
+            Settled::Delivered
+        }
+        Outcome::Deferred(why) => {
+            counts.deferred += 1;
+            acct.log(&[("event", &"deferred"), ("uidl", &uidl), ("reason", &why)]);
+            Settled::Deferred
+        }
+        Outcome::Failed(why) => {
+            counts.failed += 1;
+            acct.log(&[("event", &"failed"), ("uidl", &uidl), ("reason", &why)]);
+            Settled::Failed
+        }
+    })
 }
 
 async fn login(s: &mut Session, acct: &Account, caps: &[String]) -> Result<(), Error> {

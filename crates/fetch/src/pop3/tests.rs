@@ -154,3 +154,65 @@ fn uidl_and_list_bodies() {
         [(1, 120), (2, 200)]
     );
 }
+
+mod properties {
+    use super::super::*;
+    use proptest::prelude::*;
+
+    /// A multi-line body as a server sends it: CRLF, dot-stuffed, ".".
+    fn wire(lines: &[String]) -> Vec<u8> {
+        let mut w = b"+OK\r\n".to_vec();
+        for l in lines {
+            if l.starts_with('.') {
+                w.push(b'.');
+            }
+            w.extend_from_slice(l.as_bytes());
+            w.extend_from_slice(b"\r\n");
+        }
+        w.extend_from_slice(b".\r\n");
+        w
+    }
+
+    proptest! {
+        // RFC 1939 §3: whatever the lines and however the bytes are split
+        // into reads, RETR gives back the lines, unstuffed, with LF.
+        #[test]
+        fn retr_round_trips_across_any_split(
+            lines in proptest::collection::vec("[.a-zA-Z0-9 ]{0,40}", 0..20),
+            cuts in proptest::collection::vec(1usize..64, 0..10),
+        ) {
+            let w = wire(&lines);
+            let mut c = Client::new();
+            c.feed(b"+OK\r\n");
+            let greeting = matches!(c.next_reply(), Ok(Some(Reply::Ok { .. })));
+            prop_assert!(greeting, "the greeting");
+            c.send(&Command::Retr(1));
+            let mut got = None;
+            let mut rest = &w[..];
+            for cut in cuts.iter().chain(std::iter::once(&usize::MAX)) {
+                let (now, later) = rest.split_at((*cut).min(rest.len()));
+                c.feed(now);
+                rest = later;
+                if let Some(r) = c.next_reply().expect("valid") {
+                    got = Some(r);
+                }
+            }
+            let want: Vec<u8> = lines.iter().flat_map(|l| format!("{l}\n").into_bytes()).collect();
+            prop_assert_eq!(got, Some(Reply::Ok { text: String::new(), body: Some(want) }));
+        }
+
+        // Any bytes from a server: an error or replies, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let mut c = Client::new();
+            c.send(&Command::Capa);
+            c.send(&Command::Retr(1));
+            c.feed(&data);
+            for _ in 0..8 {
+                if !matches!(c.next_reply(), Ok(Some(_))) {
+                    break;
+                }
+            }
+        }
+    }
+}
