@@ -802,3 +802,42 @@ fn a_new_uidvalidity_holds_a_kept_folder_and_refetches_an_emptied_one() {
     assert!(e.contains("policy=refetch") && e.contains("new=3"), "{e}");
     assert_exactly_once(&out2, &sent, "IMAP");
 }
+
+/// A provider's own `Delivered-To: <login>` (as Gmail writes on every
+/// message) must not make the MDA see a mail loop: mxa-fetch renames it
+/// `X-Original-Delivered-To:` for the MDA.
+#[test]
+fn the_providers_delivered_to_is_not_a_loop_for_mxa_deliver() {
+    let Some(dc) = Dovecot::start() else { return };
+    for i in 0..3 {
+        dc.add_message(
+            format!("Delivered-To: {DC_USER}\nReturn-Path: <a@example.net>\nSubject: provider {i}\n\nbody {i}\n")
+                .as_bytes(),
+        );
+    }
+    let (state, out) = (fresh_dir(&dc, "state"), fresh_dir(&dc, "out"));
+    let url = dc.url("pop3s", dc.ports.pop3s);
+    let ca = dc.ca();
+    let deliver = format!("{} {}", bin("mxa-deliver").display(), out.display());
+    let o = fetch(
+        &state,
+        &[
+            url.as_str(),
+            "--ca",
+            ca.to_str().expect("utf8"),
+            "--mda",
+            &deliver,
+        ],
+    );
+    ok(&o);
+    let got = maildir_messages(&out);
+    assert_eq!(got.len(), 3, "{}", stderr(&o));
+    for (_, m) in got {
+        let m = String::from_utf8_lossy(&m);
+        assert!(
+            m.contains(&format!("X-Original-Delivered-To: {DC_USER}\n")),
+            "{m}"
+        );
+        assert!(m.contains(&format!("Delivered-To: {DC_USER}\n")), "{m}");
+    }
+}

@@ -80,9 +80,10 @@ impl Deliverer {
         match &self.how {
             How::Mda { config, parts } => {
                 let sender = return_path(msg);
+                let msg = rename_delivered_to(msg, &self.login);
                 let mut data = Vec::with_capacity(received.len() + msg.len());
                 data.extend_from_slice(received);
-                data.extend_from_slice(msg);
+                data.extend_from_slice(&msg);
                 mda::deliver(config, parts, &sender, None, &data)
             }
             How::Maildir(md) => match md.deliver_parts(&[received, msg], &Durable::default()) {
@@ -153,6 +154,43 @@ impl Source {
     }
 }
 
+/// The message with each `Delivered-To:` field of the header that names
+/// `login` renamed `X-Original-Delivered-To:`. The provider's own trace
+/// (Gmail and Postfix write it) would otherwise look like a mail loop to
+/// an MDA run for that same address (mxa-deliver, Postfix's local(8) and
+/// dovecot-lda all refuse such a message), as fetchmail's `dropdelivered`
+/// knows; the line is kept under another name rather than dropped.
+pub fn rename_delivered_to<'a>(msg: &'a [u8], login: &str) -> std::borrow::Cow<'a, [u8]> {
+    const NAME: &[u8] = b"delivered-to:";
+    let mut hits = Vec::new();
+    let mut pos = 0;
+    for line in msg.split(|&b| b == b'\n') {
+        if line.is_empty() || line == b"\r" {
+            break;
+        }
+        if line.len() > NAME.len() && line[..NAME.len()].eq_ignore_ascii_case(NAME) {
+            let v = String::from_utf8_lossy(&line[NAME.len()..]);
+            let v = v.trim().trim_start_matches('<').trim_end_matches('>');
+            if v.eq_ignore_ascii_case(login) {
+                hits.push(pos);
+            }
+        }
+        pos += line.len() + 1;
+    }
+    if hits.is_empty() {
+        return std::borrow::Cow::Borrowed(msg);
+    }
+    let mut out = Vec::with_capacity(msg.len() + hits.len() * 11);
+    let mut from = 0;
+    for h in hits {
+        out.extend_from_slice(&msg[from..h]);
+        out.extend_from_slice(b"X-Original-");
+        from = h;
+    }
+    out.extend_from_slice(&msg[from..]);
+    std::borrow::Cow::Owned(out)
+}
+
 /// The address of the first `Return-Path:` field in the header, without
 /// angle brackets; empty (the null sender) when there is none.
 pub fn return_path(msg: &[u8]) -> String {
@@ -204,6 +242,21 @@ mod tests {
         );
         assert_eq!(return_path(b"return-path:<>\n\n"), "");
         assert_eq!(return_path(b"Subject: x\n\nReturn-Path: <c@d>\n"), "");
+    }
+
+    #[test]
+    fn the_providers_delivered_to_is_renamed_for_the_mda() {
+        let msg = b"Delivered-To: Me@Example.net\nReceived: x\nDelivered-To: <other@example.net>\ndelivered-to: <me@example.net>\nSubject: s\n\nDelivered-To: me@example.net\n";
+        let out = super::rename_delivered_to(msg, "me@example.net");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "X-Original-Delivered-To: Me@Example.net\nReceived: x\nDelivered-To: <other@example.net>\nX-Original-delivered-to: <me@example.net>\nSubject: s\n\nDelivered-To: me@example.net\n"
+        );
+        let plain = b"Subject: s\n\nbody\n";
+        assert!(matches!(
+            super::rename_delivered_to(plain, "me@example.net"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]
