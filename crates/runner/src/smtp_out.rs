@@ -8,7 +8,8 @@
 //! The hand-over on stdin: the queue id, the domain, the envelope (only the
 //! recipients to try) in the spool's text format, a blank line, the
 //! message. The answer on stdout: one line per recipient, in order,
-//! `delivered`, `deferred REASON` or `failed REASON`.
+//! `relayed dsn REPLY` (the server offered DSN), `relayed - REPLY` (it did
+//! not), `deferred REASON` or `failed REASON`.
 
 use std::ffi::CString;
 use std::io::{self, BufRead, Read, Write};
@@ -78,6 +79,13 @@ fn parse_line(line: &str) -> Outcome {
     let (word, why) = line.split_once(' ').unwrap_or((line, ""));
     match word {
         "delivered" => Outcome::Delivered,
+        "relayed" => {
+            let (dsn, reply) = why.split_once(' ').unwrap_or((why, ""));
+            Outcome::Relayed {
+                reply: reply.to_string(),
+                dsn: dsn == "dsn",
+            }
+        }
         "failed" => Outcome::Failed(why.to_string()),
         _ => Outcome::Deferred(why.to_string()),
     }
@@ -125,6 +133,10 @@ pub fn serve(config: &Config, input: impl Read, mut output: impl Write) -> io::R
         let one = |s: &str| s.replace(['\r', '\n'], " ");
         match o {
             Outcome::Delivered => writeln!(output, "delivered")?,
+            Outcome::Relayed { reply, dsn } => {
+                let dsn = if dsn { "dsn" } else { "-" };
+                writeln!(output, "relayed {dsn} {}", one(&reply))?
+            }
             Outcome::Deferred(w) => writeln!(output, "deferred {}", one(&w))?,
             Outcome::Failed(w) => writeln!(output, "failed {}", one(&w))?,
         }
