@@ -163,3 +163,31 @@ fn drop_root(config: &Config) -> Result<(), String> {
     setuid(u.uid).map_err(|e| format!("setuid: {e}"))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answer_lines() {
+        assert_eq!(
+            parse_line("relayed dsn 250 2.0.0 Ok (from mx.example.net)"),
+            Outcome::Relayed {
+                reply: "250 2.0.0 Ok (from mx.example.net)".into(),
+                dsn: true
+            }
+        );
+        assert_eq!(
+            parse_line("relayed - 250 Ok"),
+            Outcome::Relayed {
+                reply: "250 Ok".into(),
+                dsn: false
+            }
+        );
+        assert_eq!(
+            parse_line("failed 550 5.1.1 no (from h)"),
+            Outcome::Failed("550 5.1.1 no (from h)".into())
+        );
+        assert!(matches!(parse_line("garbage"), Outcome::Deferred(_)));
+    }
+}
