@@ -224,6 +224,104 @@ fn a_550_bounces_to_the_local_sender() {
     );
 }
 
+/// RFC 3461 §5.2.2: NOTIFY=SUCCESS to a server without DSN (smtp-sink -N)
+/// cannot go along, so we report the hand-over: one success report with
+/// `Action: relayed` and the server's reply, delivered to the local sender,
+/// and no second one at the next flush.
+#[test]
+fn notify_success_to_a_server_without_dsn_is_reported_relayed() {
+    let sys0 = System::new();
+    let Some(sink) = Sink::start(sys0.root(), &["-N"]) else {
+        return;
+    };
+    let sys = system_routed_to(sink.port);
+    let id = send(
+        &sys,
+        &[
+            "-N",
+            "success,failure",
+            "-f",
+            "test@example.test",
+            "a@remote.test",
+        ],
+        "Subject: over there\n\nx\n",
+    );
+    let out = sys.run("mxa-queue", &["flush"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("event=success-report id={id}")),
+        "{}",
+        stderr(&out)
+    );
+    let msgs = sink.messages();
+    assert_eq!(msgs.len(), 1);
+    assert!(!msgs[0].contains("NOTIFY="), "no DSN offered: {}", msgs[0]);
+    for _ in 0..2 {
+        let out = sys.run("mxa-queue", &["flush"], b"");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(
+            !stderr(&out).contains("event=success-report"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let new = sys.root().join("mail/example.test/test/new");
+    let files: Vec<PathBuf> = fs::read_dir(&new)
+        .expect("Maildir")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(files.len(), 1, "exactly one report");
+    let report = fs::read_to_string(&files[0]).expect("read");
+    assert!(
+        report.contains("Final-Recipient: rfc822; a@remote.test\nAction: relayed\nStatus: 2."),
+        "{report}"
+    );
+    assert!(report.contains("Diagnostic-Code: smtp; 250"), "{report}");
+    assert!(report.contains("Subject: Relayed: over there"), "{report}");
+    assert_eq!(sink.messages().len(), 1, "the message went once");
+}
+
+/// A server that offers DSN (smtp-sink by default) gets NOTIFY and ORCPT
+/// with the recipient; the success report is then its job, not ours.
+#[test]
+fn notify_success_to_a_server_with_dsn_goes_along() {
+    let sys0 = System::new();
+    let Some(sink) = Sink::start(sys0.root(), &[]) else {
+        return;
+    };
+    let sys = system_routed_to(sink.port);
+    send(
+        &sys,
+        &[
+            "-N",
+            "success,failure",
+            "-f",
+            "test@example.test",
+            "a@remote.test",
+        ],
+        "Subject: over there\n\nx\n",
+    );
+    let out = sys.run("mxa-queue", &["flush"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("event=success-report"),
+        "{}",
+        stderr(&out)
+    );
+    let msgs = sink.messages();
+    assert_eq!(msgs.len(), 1);
+    assert!(
+        msgs[0].contains("NOTIFY=SUCCESS,FAILURE"),
+        "NOTIFY went along: {}",
+        msgs[0]
+    );
+    assert!(
+        sys.spool().list().expect("list").is_empty(),
+        "no report queued"
+    );
+}
+
 /// Issue #5: MX resolution against a real DNS server: a domain's MX host,
 /// a domain with no MX but an A record (implicit MX), and a null MX
 /// (RFC 7505), which fails at once.

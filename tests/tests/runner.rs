@@ -337,3 +337,191 @@ fn a_killed_runner_loses_nothing() {
     );
     assert!(sys.spool().list().expect("list").is_empty());
 }
+
+/// Checks a success report with Python's email package: the languages,
+/// the `Action:` and `Status:` of `recipient`, and the header returned.
+fn python_checks_success_report(file: &Path, action: &str, recipient: &str) {
+    let Some(python) = mxa_tests::peer("python3") else {
+        return;
+    };
+    let script = r#"
+import email, sys
+from email import policy
+m = email.message_from_binary_file(open(sys.argv[1], 'rb'), policy=policy.default)
+action, rcpt_addr = sys.argv[2], sys.argv[3]
+assert m.get_content_type() == 'multipart/report', m.get_content_type()
+assert m.get_param('report-type') == 'delivery-status'
+assert m['Auto-Submitted'].startswith('auto-replied')
+assert str(m['Subject']).startswith('Delivered: ' if action == 'delivered' else 'Relayed: '), m['Subject']
+parts = list(m.iter_parts())
+human = parts[0]
+langs = [p['Content-Language'] for p in human.iter_parts()] if human.is_multipart() else [human['Content-Language']]
+assert langs == ['en', 'fr'], langs
+status = parts[1]
+assert status.get_content_type() == 'message/delivery-status'
+blocks = status.get_payload()
+assert len(blocks) == 2, len(blocks)
+rcpt = blocks[1]
+assert rcpt['Action'] == action, rcpt['Action']
+assert rcpt['Status'].startswith('2.'), rcpt['Status']
+assert rcpt_addr in rcpt['Final-Recipient'], rcpt['Final-Recipient']
+assert parts[2].get_content_type() == 'text/rfc822-headers', parts[2].get_content_type()
+print('ok')
+"#;
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(file)
+        .arg(action)
+        .arg(recipient)
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        fs::read_to_string(file).unwrap_or_default()
+    );
+}
+
+/// RFC 3461 NOTIFY=SUCCESS: delivered locally, the sender gets one success
+/// report (`Action: delivered`), and only one however often the queue is
+/// flushed.
+#[test]
+fn notify_success_gets_one_report_even_after_a_second_flush() {
+    let sys = System::new();
+    let id = send(
+        &sys,
+        &[
+            "-N",
+            "success,failure",
+            "-f",
+            "test@example.test",
+            "postmaster@example.test",
+        ],
+        "Subject: please confirm\n\nDid it arrive?\n",
+    );
+    let out = flush(&sys, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("event=success-report id={id} report=")),
+        "{err}"
+    );
+    assert_eq!(err.matches("event=success-report").count(), 1, "{err}");
+    let pm = maildir_files(&sys.root().join("mail/example.test/postmaster"));
+    assert_eq!(pm.len(), 1, "the message itself was delivered");
+    // The original is gone; the report waits in the queue for the sender.
+    let queued = sys.queued();
+    assert_eq!(queued.len(), 1, "only the report is queued");
+    assert!(
+        queued[0].1.contains("sender <>\n") && queued[0].1.contains("rcpt <test@example.test>")
+    );
+    for _ in 0..2 {
+        let out = flush(&sys, &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(
+            !stderr(&out).contains("event=success-report"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert!(sys.spool().list().expect("list").is_empty());
+    let inbox = maildir_files(&sys.root().join("mail/example.test/test"));
+    assert_eq!(inbox.len(), 1, "exactly one success report");
+    let text = fs::read_to_string(&inbox[0]).expect("read");
+    assert!(text.starts_with("Return-Path: <>\n"), "{text}");
+    assert!(
+        text.contains("Action: delivered\nStatus: 2.0.0\n"),
+        "{text}"
+    );
+    assert!(text.contains("Subject: please confirm"), "{text}");
+    assert!(!text.contains("Did it arrive?"), "header only: {text}");
+    python_checks_success_report(&inbox[0], "delivered", "postmaster@example.test");
+}
+
+/// Without NOTIFY (default: FAILURE,DELAY) a delivery is reported to no
+/// one; and a message from the null sender never gets a report, whatever
+/// its NOTIFY.
+#[test]
+fn no_success_report_without_notify_success_or_for_the_null_sender() {
+    let sys = System::new();
+    send(
+        &sys,
+        &["-f", "test@example.test", "postmaster@example.test"],
+        "Subject: plain\n\nx\n",
+    );
+    send(
+        &sys,
+        &[
+            "-N",
+            "failure",
+            "-f",
+            "test@example.test",
+            "postmaster@example.test",
+        ],
+        "Subject: failure only\n\nx\n",
+    );
+    send(
+        &sys,
+        &["-N", "success", "-f", "<>", "postmaster@example.test"],
+        "Subject: a report itself\n\nx\n",
+    );
+    for _ in 0..2 {
+        let out = flush(&sys, &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(
+            !stderr(&out).contains("event=success-report"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(
+        maildir_files(&sys.root().join("mail/example.test/postmaster")).len(),
+        3
+    );
+    assert!(maildir_files(&sys.root().join("mail/example.test/test")).is_empty());
+    assert!(sys.spool().list().expect("list").is_empty());
+}
+
+/// A crash after a delivery was recorded but before its success report was
+/// queued leaves `success delivered` in the envelope: the next pass sends
+/// the report, then lets the message go.
+#[test]
+fn a_success_report_owed_at_a_crash_is_sent_at_the_next_pass() {
+    let sys = System::new();
+    let mut env = mxa_spool::Envelope::new("test@example.test", ["bob@example.test".into()]);
+    let r = &mut env.recipients[0];
+    r.state = State::Delivered;
+    r.attempts = 1;
+    r.last_reply = Some("delivered".into());
+    r.notify = Some("success".into());
+    r.success = Some(mxa_spool::Success::Delivered);
+    let id = sys
+        .spool()
+        .inject(&env, b"Subject: before the crash\n\nx\n")
+        .expect("inject");
+    assert!(sys.queued()[0].1.contains("\nsuccess delivered\n"));
+    let out = flush(&sys, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("event=success-report id={id}")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains(&format!("event=removed id={id}")),
+        "{}",
+        stderr(&out)
+    );
+    let out = flush(&sys, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let inbox = maildir_files(&sys.root().join("mail/example.test/test"));
+    assert_eq!(inbox.len(), 1);
+    let text = fs::read_to_string(&inbox[0]).expect("read");
+    assert!(
+        text.contains("Final-Recipient: rfc822; bob@example.test\nAction: delivered\n"),
+        "{text}"
+    );
+    assert!(sys.spool().list().expect("list").is_empty());
+}

@@ -281,7 +281,8 @@ impl Tally {
         (uid, outcome): (u32, Outcome),
     ) -> Result<(), Error> {
         match outcome {
-            Outcome::Delivered => {
+            // Relayed comes from remote SMTP delivery only, never an MDA.
+            Outcome::Delivered | Outcome::Relayed { .. } => {
                 state.record(uid)?;
                 self.done.push(uid);
                 counts.delivered += 1;

@@ -298,7 +298,8 @@ fn settle(
     outcome: Outcome,
 ) -> Result<Settled, Error> {
     Ok(match outcome {
-        Outcome::Delivered => {
+        // Relayed comes from remote SMTP delivery only, never an MDA.
+        Outcome::Delivered | Outcome::Relayed { .. } => {
             state.record(uidl)?;
             counts.delivered += 1;
             if counts.delivered.is_multiple_of(SYNC_EVERY) {

@@ -63,6 +63,7 @@ pub fn decode(
         // Only the queue runner's alias expansion may set a parent: it is
         // what makes a `|command` or `/file` recipient deliverable.
         r.parent = None;
+        r.success = None;
     }
     env.origin = None;
     env.warned = false;

@@ -1,6 +1,7 @@
-//! Bounces and delay warnings: the delivery status notifications (RFC 3464)
-//! that the queue runner queues from the null sender when recipients fail
-//! or are delayed.
+//! Bounces, delay warnings and success reports: the delivery status
+//! notifications (RFC 3464) that the queue runner queues from the null
+//! sender when recipients fail, are delayed, or (for senders who asked
+//! with NOTIFY=SUCCESS, RFC 3461) are delivered or relayed.
 //!
 //! A report is a `multipart/report; report-type=delivery-status` (RFC 6522)
 //! with `Auto-Submitted: auto-replied` (RFC 3834): first a human-readable
@@ -8,7 +9,8 @@
 //! several) that tells a non-technical sender what happened and what to do,
 //! then the `message/delivery-status` fields, then the original message
 //! (`message/rfc822`) or only its header (`text/rfc822-headers`) when the
-//! sender asked for RET=HDRS, for delay warnings, and for originals over
+//! sender asked for RET=HDRS, for delay warnings and success reports (RET
+//! applies to failure reports only, RFC 3461 §4.3), and for originals over
 //! 10 MiB or with lines over 998 octets.
 
 mod text;
@@ -24,6 +26,37 @@ pub enum Action {
     Failed,
     /// Still being retried: a delay warning.
     Delayed,
+    /// Delivered here: a success report (RFC 3464 §2.3.3).
+    Delivered,
+    /// Accepted by a server that does not offer DSN: a success report
+    /// saying the message left the DSN-aware path (RFC 3461 §5.2.2).
+    Relayed,
+}
+
+/// What a whole report is about, from its entries (one report never mixes
+/// failures, delays and successes; a failure wins, then a delay).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Nature {
+    /// A bounce.
+    Failure,
+    /// A delay warning.
+    Delay,
+    /// A success report.
+    Success,
+}
+
+impl Nature {
+    /// The nature of a report on `entries`.
+    pub(crate) fn of(entries: &[Entry]) -> Nature {
+        let has = |a: Action| entries.iter().any(|e| e.action == a);
+        if has(Action::Failed) {
+            Nature::Failure
+        } else if has(Action::Delayed) {
+            Nature::Delay
+        } else {
+            Nature::Success
+        }
+    }
 }
 
 /// What the remote or the MDA said.
@@ -45,7 +78,7 @@ pub struct Entry {
     pub address: String,
     /// DSN ORCPT as stored (`rfc822;bob@x`).
     pub orcpt: Option<String>,
-    /// Failed or delayed.
+    /// Failed, delayed, delivered or relayed.
     pub action: Action,
     /// The enhanced status code (`5.1.1`), see [`status_of`].
     pub status: String,
@@ -79,7 +112,7 @@ pub struct Report<'a> {
 const MAX_RETURNED: usize = 10 * 1024 * 1024;
 
 /// The whole report message, LF line ends, ready to queue (the runner
-/// prepends nothing). A report with no failed entry is a delay warning.
+/// prepends nothing). Its [`Nature`] comes from the entries.
 pub fn build(report: &Report<'_>, original: &[u8]) -> Vec<u8> {
     let lf;
     let original = if original.windows(2).any(|w| w == b"\r\n") {
@@ -89,12 +122,12 @@ pub fn build(report: &Report<'_>, original: &[u8]) -> Vec<u8> {
         original
     };
     let parsed = Parsed::parse(original);
-    let delayed = !report.entries.iter().any(|e| e.action == Action::Failed);
+    let nature = Nature::of(&report.entries);
     let ret = report.envelope.ret.as_deref();
     let hdrs = ret.is_some_and(|r| r.eq_ignore_ascii_case("hdrs"));
     // A message with lines over 998 octets could only travel as BINARYMIME:
     // its header is enough.
-    let full = !delayed && !hdrs && original.len() <= MAX_RETURNED;
+    let full = nature == Nature::Failure && !hdrs && original.len() <= MAX_RETURNED;
     let full = full && encoding(original) != "binary";
     let subject = parsed
         .get("Subject")
@@ -171,17 +204,24 @@ pub fn build(report: &Report<'_>, original: &[u8]) -> Vec<u8> {
          To: <{}>\n\
          Subject: {}\n\
          Date: {}\n\
-         Message-ID: <{}.{}.report@{host}>\n\
+         Message-ID: <{}.{}.{}@{host}>\n\
          Auto-Submitted: auto-replied\n\
          MIME-Version: 1.0\n\
          Content-Type: multipart/report; report-type=delivery-status;\n\
          \tboundary=\"{outer}\"\n\
          Content-Transfer-Encoding: {}\n\n",
         report.envelope.sender,
-        text::encode_words(&text::subject(&langs, delayed)),
+        text::encode_words(&text::subject(&langs, report, subject.as_deref())),
         rfc5322_date(report.now),
         report.queue_id,
         report.now,
+        // A bounce, a warning and a success report made in the same pass
+        // for the same message must not share a Message-ID.
+        match nature {
+            Nature::Failure => "report",
+            Nature::Delay => "delay",
+            Nature::Success => "success",
+        },
         encoding(&body),
     )
     .into_bytes();
@@ -219,6 +259,8 @@ fn delivery_status(r: &Report<'_>) -> String {
         let action = match e.action {
             Action::Failed => "failed",
             Action::Delayed => "delayed",
+            Action::Delivered => "delivered",
+            Action::Relayed => "relayed",
         };
         field(&mut s, "Action", action);
         field(&mut s, "Status", &e.status);

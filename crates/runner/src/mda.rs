@@ -15,8 +15,17 @@ use mxa_config::{Config, Users};
 /// How a delivery attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Done.
+    /// Done: delivered here (the MDA, a file, a command).
     Delivered,
+    /// Accepted by a remote server, with its reply; `dsn` says whether it
+    /// offered DSN (RFC 3461), in which case NOTIFY and ORCPT went along and
+    /// any success report is that server's to send.
+    Relayed {
+        /// The server's final reply, with `(from HOST)`.
+        reply: String,
+        /// The server offered DSN.
+        dsn: bool,
+    },
     /// Try again later, for this reason.
     Deferred(String),
     /// Will never work, for this reason.

@@ -1,20 +1,24 @@
 //! One pass over the queue: each message is claimed, its local recipients
 //! expanded through the aliases, each due recipient tried, failures bounced
-//! (the bounce queued before the recipient is marked failed), a delay
-//! warning sent once, and the message removed when nothing is left to do.
+//! (the bounce queued before the recipient is marked failed), success
+//! reports queued for NOTIFY=SUCCESS, a delay warning sent once, and the
+//! message removed when nothing is left to do.
 //! The envelope is rewritten after every delivery (and at the end of the
 //! message, when anything changed), so a crash repeats at
-//! most the delivery in progress (DESIGN.md invariants 4 and 5).
+//! most the delivery in progress (DESIGN.md invariants 4 and 5). A success
+//! report owed is written with the delivery (`success` in the envelope)
+//! and cleared once the report is queued: a crash in between sends it at
+//! the next pass, and a message leaves the queue only when none is owed.
 
 use std::collections::VecDeque;
 use std::io::Read;
 use std::sync::Mutex;
 
 use mxa_config::{Config, Users};
-use mxa_spool::{Claim, Envelope, QueueId, Recipient, Spool, State, TMP_MAX_AGE};
+use mxa_spool::{Claim, Envelope, QueueId, Recipient, Spool, State, Success, TMP_MAX_AGE};
 
 use crate::aliases::{Aliases, Target};
-use crate::bounce::{self, Action, Diagnostic, Entry, Report};
+use crate::bounce::{self, Action, Diagnostic, Entry, Nature, Report};
 use crate::mda::{self, Outcome, Parts};
 use crate::remote::Remote;
 use crate::{deliver_file, schedule};
@@ -155,7 +159,7 @@ impl Ctx<'_> {
             let t = r.next_try.unwrap_or(self.now);
             sum.next_due = Some(sum.next_due.map_or(t, |d| d.min(t)));
         }
-        if env.is_done() {
+        if env.is_done() && env.recipients.iter().all(|r| r.success.is_none()) {
             match claim.remove() {
                 Ok(()) => mxa_cli::log(PROG, &[("event", &"removed"), ("id", id)]),
                 Err(e) => mxa_cli::log(PROG, &[("event", &"error"), ("id", id), ("error", &e)]),
@@ -229,6 +233,7 @@ impl Ctx<'_> {
         if !failed.is_empty() {
             self.bounce(&id, &mut env, &failed, &data, sum);
         }
+        self.succeed(&id, &mut env, &data);
         self.warn_delay(&id, &mut env, &data);
         // Only a real change is written: a rewrite would wake `run`'s own
         // inotify watch and turn an idle queue into a busy loop.
@@ -239,8 +244,9 @@ impl Ctx<'_> {
     }
 
     /// Records one attempt's outcome: a delivery at once and durably (a
-    /// crash must not repeat it), a deferral with its next try, a failure
-    /// into `failed`, bounced at the end of the message.
+    /// crash must not repeat it), with the success report it owes the
+    /// sender, a deferral with its next try, a failure into `failed`,
+    /// bounced at the end of the message.
     fn apply(
         &self,
         claim: &mut Claim<'_>,
@@ -252,13 +258,27 @@ impl Ctx<'_> {
     ) -> Result<(), mxa_spool::Error> {
         let id = claim.id().clone();
         let expired = self.now.saturating_sub(env.created) >= self.lifetime();
+        // A report is never reported on: the null sender gets none.
+        let null_sender = env.sender.is_empty();
         let r = &mut env.recipients[i];
         r.attempts = r.attempts.saturating_add(1);
+        let wants_success = !null_sender
+            && r.notify
+                .as_deref()
+                .is_some_and(|n| n.split(',').any(|w| w.trim() == "success"));
         match outcome {
-            Outcome::Delivered => {
+            Outcome::Delivered | Outcome::Relayed { .. } => {
+                // RFC 3461 §5.2.2: a server that offers DSN took NOTIFY
+                // along, and reports success itself; one that does not
+                // leaves us to say the message was relayed.
+                let (success, reply) = match outcome {
+                    Outcome::Relayed { reply, dsn } => ((!dsn).then_some(Success::Relayed), reply),
+                    _ => (Some(Success::Delivered), "delivered".to_string()),
+                };
                 r.state = State::Delivered;
                 r.next_try = None;
-                r.last_reply = Some("delivered".into());
+                r.last_reply = Some(reply);
+                r.success = success.filter(|_| wants_success);
                 sum.delivered += 1;
                 log_rcpt("delivered", &id, r, "");
                 claim.update(env.clone())?;
@@ -405,28 +425,44 @@ impl Ctx<'_> {
         } else {
             self.queue_report(id, env, entries, data, None).map(Some)
         };
-        match queued {
-            Ok(report_id) => {
-                for (i, why) in failed {
-                    let r = &mut env.recipients[*i];
-                    r.state = State::Failed;
-                    r.next_try = None;
-                    r.last_reply = Some(why.clone());
-                    sum.failed += 1;
-                    let note = report_id
-                        .as_ref()
-                        .map_or("no bounce".to_string(), |b| format!("bounce {b}"));
-                    log_rcpt("failed", id, r, &format!("{why} ({note})"));
-                }
+        // On an error (queue_report logged it) they stay as they were.
+        if let Ok(report_id) = queued {
+            for (i, why) in failed {
+                let r = &mut env.recipients[*i];
+                r.state = State::Failed;
+                r.next_try = None;
+                r.last_reply = Some(why.clone());
+                sum.failed += 1;
+                let note = report_id
+                    .as_ref()
+                    .map_or("no bounce".to_string(), |b| format!("bounce {b}"));
+                log_rcpt("failed", id, r, &format!("{why} ({note})"));
             }
-            Err(e) => mxa_cli::log(
-                PROG,
-                &[
-                    ("event", &"error"),
-                    ("id", id),
-                    ("error", &format!("queuing the bounce: {e}")),
-                ],
-            ),
+        }
+    }
+
+    /// Queues one success report for the delivered recipients that still
+    /// owe one (NOTIFY=SUCCESS, see [`Ctx::apply`]), then clears what they
+    /// owe. None for the null sender (a report is never reported on). If
+    /// the report cannot be queued they keep owing it, for the next pass.
+    fn succeed(&self, id: &QueueId, env: &mut Envelope, data: &[u8]) {
+        let owed: Vec<usize> = (0..env.recipients.len())
+            .filter(|&i| env.recipients[i].success.is_some())
+            .collect();
+        if owed.is_empty() {
+            return;
+        }
+        if !env.sender.is_empty() {
+            let entries: Vec<Entry> = owed
+                .iter()
+                .map(|&i| success_entry(&env.recipients[i]))
+                .collect();
+            if self.queue_report(id, env, entries, data, None).is_err() {
+                return; // queue_report logged why
+            }
+        }
+        for i in owed {
+            env.recipients[i].success = None;
         }
     }
 
@@ -477,14 +513,27 @@ impl Ctx<'_> {
             now: self.now,
             retry_until: until,
         };
+        let kind = match Nature::of(&report.entries) {
+            Nature::Failure => "bounce",
+            Nature::Delay => "delay-warning",
+            Nature::Success => "success-report",
+        };
         let msg = bounce::build(&report, data);
         let mut benv = Envelope::new("", [env.sender.clone()]);
         benv.origin = Some(format!("report on {id}"));
-        let bid = self.runner.spool.inject(&benv, &msg)?;
-        let kind = if until.is_some() {
-            "delay-warning"
-        } else {
-            "bounce"
+        let bid = match self.runner.spool.inject(&benv, &msg) {
+            Ok(b) => b,
+            Err(e) => {
+                mxa_cli::log(
+                    PROG,
+                    &[
+                        ("event", &"error"),
+                        ("id", id),
+                        ("error", &format!("queuing the {kind}: {e}")),
+                    ],
+                );
+                return Err(e);
+            }
         };
         mxa_cli::log(
             PROG,
@@ -525,6 +574,42 @@ fn entry(r: &Recipient, action: Action, why: &str) -> Entry {
         Diagnostic::None
     } else {
         Diagnostic::Unix(why.to_string())
+    };
+    let address = r
+        .parent
+        .clone()
+        .filter(|_| r.address.starts_with(['|', '/']))
+        .unwrap_or_else(|| r.address.clone());
+    Entry {
+        address,
+        orcpt: r.orcpt.clone(),
+        action,
+        status,
+        diagnostic,
+        remote_mta: None,
+    }
+}
+
+/// A delivered recipient in a success report: `Action: delivered` and
+/// 2.0.0 (RFC 3464 §2.3.3), or `Action: relayed` with the remote's
+/// enhanced code and its reply as `Diagnostic-Code`.
+fn success_entry(r: &Recipient) -> Entry {
+    let (action, status, diagnostic) = match r.success {
+        Some(Success::Relayed) => {
+            let reply = r.last_reply.clone().unwrap_or_default();
+            let status = bounce::status_of(&reply, "2.0.0");
+            let status = if status.starts_with('2') {
+                status
+            } else {
+                "2.0.0".to_string()
+            };
+            let diagnostic = match reply.is_empty() {
+                true => Diagnostic::None,
+                false => Diagnostic::Smtp(reply),
+            };
+            (Action::Relayed, status, diagnostic)
+        }
+        _ => (Action::Delivered, "2.0.0".to_string(), Diagnostic::None),
     };
     let address = r
         .parent

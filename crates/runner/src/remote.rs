@@ -112,7 +112,8 @@ impl Remote {
                         continue;
                     }
                 };
-                let outcome = self.session(config, id, conn, name, &dest, smtp_env.clone(), data);
+                let (outcome, dsn) =
+                    self.session(config, id, conn, name, &dest, smtp_env.clone(), data);
                 // Nothing delivered and nothing refused for good (a 4xx
                 // greeting, a broken connection, greylisting): the next
                 // server may do better. A connection lost after the final
@@ -135,7 +136,7 @@ impl Remote {
                 return outcome
                     .results
                     .into_iter()
-                    .map(|r| convert(r, name))
+                    .map(|r| convert(r, name, dsn))
                     .collect();
             }
         }
@@ -240,7 +241,8 @@ impl Remote {
     }
 
     /// One SMTP session; any I/O error ends it with every recipient not yet
-    /// final deferred.
+    /// final deferred. Also says whether the server (its last EHLO reply)
+    /// offered DSN, so that NOTIFY went along.
     #[allow(clippy::too_many_arguments)]
     fn session(
         &self,
@@ -251,18 +253,19 @@ impl Remote {
         dest: &Destination,
         env: client::Envelope,
         data: &[u8],
-    ) -> client::Outcome {
+    ) -> (client::Outcome, bool) {
         let mut client = Client::new(client::Config {
             helo: config.hostname.clone(),
             tls: dest.tls,
             auth: dest.auth.clone(),
         });
         let mut done = None;
-        match self.drive(id, conn, name, dest, &mut client, env, data, &mut done) {
+        let outcome = match self.drive(id, conn, name, dest, &mut client, env, data, &mut done) {
             Ok(o) => o,
             // After Done (a failed QUIT, say) the transaction's outcome stands.
             Err(e) => done.unwrap_or_else(|| client.connection_error(&e.to_string())),
-        }
+        };
+        (outcome, client.capabilities().dsn)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -388,9 +391,12 @@ fn log_tls(id: &QueueId, host: &str, c: &ClientConnection) {
     );
 }
 
-fn convert(r: RcptResult, host: &str) -> Outcome {
+fn convert(r: RcptResult, host: &str, dsn: bool) -> Outcome {
     match r {
-        RcptResult::Delivered(_) => Outcome::Delivered,
+        RcptResult::Delivered(r) => Outcome::Relayed {
+            reply: format!("{} (from {host})", r.text()),
+            dsn,
+        },
         RcptResult::Deferred(r) => Outcome::Deferred(format!("{} (from {host})", r.text())),
         RcptResult::Failed(r) => Outcome::Failed(format!("{} (from {host})", r.text())),
     }

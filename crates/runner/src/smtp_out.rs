@@ -8,7 +8,8 @@
 //! The hand-over on stdin: the queue id, the domain, the envelope (only the
 //! recipients to try) in the spool's text format, a blank line, the
 //! message. The answer on stdout: one line per recipient, in order,
-//! `delivered`, `deferred REASON` or `failed REASON`.
+//! `relayed dsn REPLY` (the server offered DSN), `relayed - REPLY` (it did
+//! not), `deferred REASON` or `failed REASON`.
 
 use std::ffi::CString;
 use std::io::{self, BufRead, Read, Write};
@@ -78,6 +79,13 @@ fn parse_line(line: &str) -> Outcome {
     let (word, why) = line.split_once(' ').unwrap_or((line, ""));
     match word {
         "delivered" => Outcome::Delivered,
+        "relayed" => {
+            let (dsn, reply) = why.split_once(' ').unwrap_or((why, ""));
+            Outcome::Relayed {
+                reply: reply.to_string(),
+                dsn: dsn == "dsn",
+            }
+        }
         "failed" => Outcome::Failed(why.to_string()),
         _ => Outcome::Deferred(why.to_string()),
     }
@@ -125,6 +133,10 @@ pub fn serve(config: &Config, input: impl Read, mut output: impl Write) -> io::R
         let one = |s: &str| s.replace(['\r', '\n'], " ");
         match o {
             Outcome::Delivered => writeln!(output, "delivered")?,
+            Outcome::Relayed { reply, dsn } => {
+                let dsn = if dsn { "dsn" } else { "-" };
+                writeln!(output, "relayed {dsn} {}", one(&reply))?
+            }
             Outcome::Deferred(w) => writeln!(output, "deferred {}", one(&w))?,
             Outcome::Failed(w) => writeln!(output, "failed {}", one(&w))?,
         }
@@ -150,4 +162,32 @@ fn drop_root(config: &Config) -> Result<(), String> {
     setgid(u.gid).map_err(|e| format!("setgid: {e}"))?;
     setuid(u.uid).map_err(|e| format!("setuid: {e}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answer_lines() {
+        assert_eq!(
+            parse_line("relayed dsn 250 2.0.0 Ok (from mx.example.net)"),
+            Outcome::Relayed {
+                reply: "250 2.0.0 Ok (from mx.example.net)".into(),
+                dsn: true
+            }
+        );
+        assert_eq!(
+            parse_line("relayed - 250 Ok"),
+            Outcome::Relayed {
+                reply: "250 Ok".into(),
+                dsn: false
+            }
+        );
+        assert_eq!(
+            parse_line("failed 550 5.1.1 no (from h)"),
+            Outcome::Failed("550 5.1.1 no (from h)".into())
+        );
+        assert!(matches!(parse_line("garbage"), Outcome::Deferred(_)));
+    }
 }

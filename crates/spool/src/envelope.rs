@@ -18,6 +18,13 @@
 //! reply 451 4.7.1 greylisted, try again later
 //! notify failure,delay
 //! ```
+//!
+//! A recipient delivered with NOTIFY=SUCCESS (RFC 3461) whose success
+//! report is still to be queued carries `success delivered` (delivered
+//! here) or `success relayed` (handed to a server that does not offer
+//! DSN); the runner writes it with the delivery and removes it once the
+//! report is queued, so a crash between the two loses no report and a
+//! later pass sends none twice.
 
 use std::fmt::Write as _;
 
@@ -72,6 +79,36 @@ impl State {
     }
 }
 
+/// The success report (RFC 3464 `Action:`) owed for a delivered
+/// recipient whose NOTIFY includes SUCCESS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Success {
+    /// Delivered here (the MDA, a file, a command): `Action: delivered`.
+    Delivered,
+    /// Accepted by a server that does not offer DSN, so that NOTIFY could
+    /// not go along (RFC 3461 §5.2.2): `Action: relayed`.
+    Relayed,
+}
+
+impl Success {
+    /// The word used in the envelope and in the report's `Action:`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Success::Delivered => "delivered",
+            Success::Relayed => "relayed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Success> {
+        match s {
+            "delivered" => Some(Success::Delivered),
+            "relayed" => Some(Success::Relayed),
+            _ => None,
+        }
+    }
+}
+
 /// One recipient of a queued message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Recipient {
@@ -93,6 +130,9 @@ pub struct Recipient {
     /// `.forward`), so that bounces name what the sender wrote and a
     /// `|command` or `/file` target is only ever one an alias file gave.
     pub parent: Option<String>,
+    /// A success report owed to the sender, not yet queued (see the
+    /// module's documentation).
+    pub success: Option<Success>,
 }
 
 impl Recipient {
@@ -107,6 +147,7 @@ impl Recipient {
             notify: None,
             orcpt: None,
             parent: None,
+            success: None,
         }
     }
 }
@@ -187,6 +228,9 @@ impl Envelope {
             opt(&mut line, "notify", &r.notify);
             opt(&mut line, "orcpt", &r.orcpt);
             opt(&mut line, "parent", &r.parent);
+            if let Some(s) = r.success {
+                line("success", s.as_str());
+            }
         }
         format!("{MAGIC}\n{s}")
     }
@@ -242,7 +286,17 @@ impl Envelope {
                 ("notify", Some(r)) => r.notify = Some(value),
                 ("orcpt", Some(r)) => r.orcpt = Some(value),
                 ("parent", Some(r)) => r.parent = Some(value),
-                ("state" | "attempts" | "next" | "reply" | "notify" | "orcpt" | "parent", None) => {
+                ("success", Some(r)) => {
+                    r.success = Some(
+                        Success::parse(&value)
+                            .ok_or((n, format!("unknown success report {value:?}")))?,
+                    )
+                }
+                (
+                    "state" | "attempts" | "next" | "reply" | "notify" | "orcpt" | "parent"
+                    | "success",
+                    None,
+                ) => {
                     return Err((n, format!("{key} before any rcpt")));
                 }
                 _ => return Err((n, format!("unknown key {key:?}"))),
@@ -320,8 +374,10 @@ mod tests {
         fn recipient()(address in ".*", state in state(), attempts in any::<u32>(),
                        next_try in any::<Option<u64>>(), last_reply in any::<Option<String>>(),
                        notify in any::<Option<String>>(), orcpt in any::<Option<String>>(),
-                       parent in any::<Option<String>>()) -> Recipient {
-            Recipient { address, state, attempts, next_try, last_reply, notify, orcpt, parent }
+                       parent in any::<Option<String>>(),
+                       success in proptest::option::of(prop_oneof![
+                           Just(Success::Delivered), Just(Success::Relayed)])) -> Recipient {
+            Recipient { address, state, attempts, next_try, last_reply, notify, orcpt, parent, success }
         }
     }
 
@@ -364,6 +420,8 @@ mod tests {
             ("mxa-envelope 1\nsender <>\nfrobnicate 1\n", 3),
             ("mxa-envelope 1\nsender a@b\n", 2),
             ("mxa-envelope 1\nsender <>\nrcpt <a>\nenvid x\n", 4),
+            ("mxa-envelope 1\nsender <>\nrcpt <a>\nsuccess maybe\n", 4),
+            ("mxa-envelope 1\nsender <>\nsuccess relayed\n", 3),
         ] {
             assert_eq!(
                 Envelope::parse(text).map_err(|e| e.0),

@@ -62,7 +62,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use mxa_durable::{Durable, Publish, TempFile};
 use nix::fcntl::{Flock, FlockArg};
 
-pub use envelope::{Envelope, MAGIC, Recipient, State};
+pub use envelope::{Envelope, MAGIC, Recipient, State, Success};
 pub use id::{ID_LEN, QueueId};
 
 /// Temporary files and orphans older than this are removed (DESIGN.md,

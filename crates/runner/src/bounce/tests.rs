@@ -206,3 +206,128 @@ fn status_codes() {
         assert_eq!(status_of(reply, fallback), want, "{reply}");
     }
 }
+
+fn success(action: Action, reply: Option<&str>) -> Entry {
+    Entry {
+        address: "bob@example.net".into(),
+        orcpt: Some("rfc822;bob@example.net".into()),
+        action,
+        status: reply.map_or("2.0.0".into(), |r| status_of(r, "2.0.0")),
+        diagnostic: reply.map_or(Diagnostic::None, |r| Diagnostic::Smtp(r.into())),
+        remote_mta: None,
+    }
+}
+
+/// RFC 3464 §2.3.3: `Action: delivered`, status 2.0.0; RFC 3461 §4.3: RET
+/// applies to failure reports only, so even RET=FULL returns the header.
+#[test]
+fn success_report_delivered_in_english_and_french() {
+    let (raw, parts) = report(
+        Some("FULL"),
+        &["en", "fr"],
+        vec![success(Action::Delivered, None)],
+    );
+    let types: Vec<&str> = parts.iter().map(|p| p.0.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "multipart/alternative",
+            "text/plain",
+            "text/plain",
+            "message/delivery-status",
+            "text/rfc822-headers"
+        ]
+    );
+    let (en, fr) = (&parts[1], &parts[2]);
+    assert_eq!((en.1.as_str(), fr.1.as_str()), ("en", "fr"));
+    assert!(en.2.contains("You asked to be told when your message reached"));
+    assert!(
+        en.2.contains("* bob@example.net Delivered: your message is in the recipient's mailbox on this server (mx.example.org)"),
+        "{}",
+        en.2
+    );
+    assert!(en.2.contains("Subject: Déjeuner vendredi"));
+    assert!(!en.2.contains("answered"), "{}", en.2);
+    assert!(
+        fr.2.contains("Distribué : votre message est dans la boîte aux lettres"),
+        "{}",
+        fr.2
+    );
+    assert!(fr.2.contains("Objet : Déjeuner vendredi"));
+    let dsn = &parts[3].2;
+    for line in [
+        "Reporting-MTA: dns; mx.example.org",
+        "Original-Envelope-Id: QQ314159",
+        "Original-Recipient: rfc822;bob@example.net",
+        "Final-Recipient: rfc822; bob@example.net",
+        "Action: delivered",
+        "Status: 2.0.0",
+    ] {
+        assert!(dsn.lines().any(|l| l == line), "{line} in {dsn}");
+    }
+    assert!(!dsn.contains("Diagnostic-Code") && !dsn.contains("Will-Retry-Until"));
+    assert!(parts[4].2.contains("Message-ID: <m1@example.org>"));
+    let text = String::from_utf8_lossy(&raw);
+    assert!(!text.contains("see you on Friday"), "{text}");
+    assert!(text.contains("\nMessage-ID: <01JQ5Z8ABC.1764354000.success@mx.example.org>\n"));
+    let m = MessageParser::default().parse(&raw[..]).expect("parses");
+    assert_eq!(
+        m.subject(),
+        Some("Delivered: Déjeuner vendredi / Distribué : Déjeuner vendredi")
+    );
+}
+
+/// RFC 3461 §5.2.2: handed to a server without DSN, the report says
+/// `relayed`, with that server's reply.
+#[test]
+fn success_report_relayed() {
+    let reply = "250 2.0.0 Ok: queued as 4Xyz (from mx.example.net)";
+    for (lang, subject, says) in [
+        (
+            "en",
+            "Relayed: Déjeuner vendredi",
+            "Handed over to the recipient's mail server, which accepted it.",
+        ),
+        (
+            "fr",
+            "Transmis : Déjeuner vendredi",
+            "Transmis au serveur de messagerie du destinataire, qui l'a accepté.",
+        ),
+    ] {
+        let (raw, parts) = report(None, &[lang], vec![success(Action::Relayed, Some(reply))]);
+        let types: Vec<&str> = parts.iter().map(|p| p.0.as_str()).collect();
+        assert_eq!(
+            types,
+            [
+                "text/plain",
+                "message/delivery-status",
+                "text/rfc822-headers"
+            ]
+        );
+        assert_eq!(parts[0].1, lang);
+        assert!(parts[0].2.contains(says), "{}", parts[0].2);
+        assert!(parts[0].2.contains("250 2.0.0 Ok: queued as 4Xyz"));
+        let dsn = &parts[1].2;
+        assert!(dsn.contains("\nAction: relayed\nStatus: 2.0.0\n"), "{dsn}");
+        assert!(dsn.contains(&format!("\nDiagnostic-Code: smtp; {reply}\n")));
+        let m = MessageParser::default().parse(&raw[..]).expect("parses");
+        assert_eq!(m.subject(), Some(subject));
+        assert!(!String::from_utf8_lossy(&raw).contains("see you on Friday"));
+    }
+}
+
+/// Two recipients delivered: the second's text points at the first.
+#[test]
+fn success_report_for_several_recipients() {
+    let mut carol = success(Action::Delivered, None);
+    carol.address = "carol@example.net".into();
+    let (_, parts) = report(None, &["en"], vec![success(Action::Delivered, None), carol]);
+    assert!(
+        parts[0]
+            .2
+            .contains("* carol@example.net Same as for bob@example.net above."),
+        "{}",
+        parts[0].2
+    );
+    assert_eq!(parts[1].2.matches("Action: delivered").count(), 2);
+}

@@ -1,9 +1,9 @@
-//! The human-readable part of bounces and delay warnings, in English and
-//! French, written for a sender who knows nothing of SMTP: what happened,
-//! whose side the problem is likely on, and what to do. Also the RFC 2047
+//! The human-readable part of bounces, delay warnings and success reports,
+//! in English and French, written for a sender who knows nothing of SMTP:
+//! what happened, whose side the problem is likely on, and what to do. Also the RFC 2047
 //! encoded words of the report's `Subject:` and of the original's.
 
-use super::{Action, Diagnostic, Entry, Report};
+use super::{Action, Diagnostic, Entry, Nature, Report};
 
 /// A language of the human-readable part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,13 +43,26 @@ pub(super) fn languages(configured: &[String]) -> Vec<Lang> {
     out
 }
 
-/// The report's subject, every language joined by " / ".
-pub(super) fn subject(langs: &[Lang], delayed: bool) -> String {
-    let one = |l: &Lang| match (l, delayed) {
-        (Lang::En, false) => "Undelivered mail returned to sender",
-        (Lang::Fr, false) => "Message non distribué",
-        (Lang::En, true) => "Delayed mail (still being retried)",
-        (Lang::Fr, true) => "Message retardé (nouvelles tentatives en cours)",
+/// The report's subject, every language joined by " / ". A success report
+/// names the original's subject (decoded), as a reply would.
+pub(super) fn subject(langs: &[Lang], r: &Report<'_>, original: Option<&str>) -> String {
+    let relayed = r.entries.iter().any(|e| e.action == Action::Relayed);
+    let nature = Nature::of(&r.entries);
+    let one = |l: &Lang| match (l, nature) {
+        (Lang::En, Nature::Failure) => "Undelivered mail returned to sender".to_string(),
+        (Lang::Fr, Nature::Failure) => "Message non distribué".to_string(),
+        (Lang::En, Nature::Delay) => "Delayed mail (still being retried)".to_string(),
+        (Lang::Fr, Nature::Delay) => "Message retardé (nouvelles tentatives en cours)".to_string(),
+        (Lang::En, Nature::Success) => format!(
+            "{}: {}",
+            if relayed { "Relayed" } else { "Delivered" },
+            original.unwrap_or("(no subject)")
+        ),
+        (Lang::Fr, Nature::Success) => format!(
+            "{} : {}",
+            if relayed { "Transmis" } else { "Distribué" },
+            original.unwrap_or("(sans objet)")
+        ),
     };
     langs.iter().map(one).collect::<Vec<_>>().join(" / ")
 }
@@ -57,6 +70,8 @@ pub(super) fn subject(langs: &[Lang], delayed: bool) -> String {
 /// What went wrong for one recipient, in the sender's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
+    Delivered,
+    Relayed,
     Delayed,
     NoUser,
     NoDomain,
@@ -70,8 +85,11 @@ enum Kind {
 }
 
 fn kind(e: &Entry) -> Kind {
-    if e.action == Action::Delayed {
-        return Kind::Delayed;
+    match e.action {
+        Action::Delayed => return Kind::Delayed,
+        Action::Delivered => return Kind::Delivered,
+        Action::Relayed => return Kind::Relayed,
+        Action::Failed => {}
     }
     let mut it = e.status.split('.');
     let (class, subject, detail) = (it.next(), it.next(), it.next());
@@ -91,6 +109,10 @@ fn kind(e: &Entry) -> Kind {
 fn explain(kind: Kind, lang: Lang, host: &str, span: &str) -> String {
     use {Kind::*, Lang::*};
     match (kind, lang) {
+        (Delivered, En) => format!("Delivered: your message is in the recipient's mailbox on this server ({host}). This does not tell whether they have read it yet."),
+        (Delivered, Fr) => format!("Distribué : votre message est dans la boîte aux lettres du destinataire, sur ce serveur ({host}). Cela ne dit pas s'il l'a déjà lu."),
+        (Relayed, En) => "Handed over to the recipient's mail server, which accepted it. That server does not send delivery confirmations, so this is the last confirmation you will get for this recipient. If it cannot deliver your message after all, it should tell you.".into(),
+        (Relayed, Fr) => "Transmis au serveur de messagerie du destinataire, qui l'a accepté. Ce serveur n'envoie pas de confirmation de remise : c'est donc la dernière confirmation que vous recevrez pour ce destinataire. S'il ne parvient finalement pas à remettre votre message, il devrait vous prévenir.".into(),
         (Delayed, En) => "Not delivered yet. We will try again; you do not need to do anything.".into(),
         (Delayed, Fr) => "Pas encore remis. Nous allons réessayer ; vous n'avez rien à faire.".into(),
         (NoUser, En) => "This address does not exist: the recipient's mail server has no mailbox by that name. Most often the address is misspelled (one wrong letter is enough) or no longer in use. Check its spelling, or ask the person for their current address, then send your message again.".into(),
@@ -120,7 +142,7 @@ pub(super) fn human(r: &Report<'_>, lang: Lang, subject: Option<&str>, full: boo
     let en = lang == Lang::En;
     let subject = subject.unwrap_or(if en { "(no subject)" } else { "(sans objet)" });
     let host = r.hostname;
-    let delayed = !r.entries.iter().any(|e| e.action == Action::Failed);
+    let nature = Nature::of(&r.entries);
     let span = span(r.now.saturating_sub(r.envelope.created), lang);
     let mut t = String::new();
     para(
@@ -137,13 +159,15 @@ pub(super) fn human(r: &Report<'_>, lang: Lang, subject: Option<&str>, full: boo
         },
     );
     let until = r.retry_until.map(|u| date(u, lang));
-    let intro = match (delayed, en, until) {
-        (false, true, _) => "Your message could not be delivered to one or more of its recipients. For each of them, you will find below what went wrong and what you can do.".to_string(),
-        (false, false, _) => "Votre message n'a pas pu être remis à un ou plusieurs de ses destinataires. Vous trouverez ci-dessous, pour chacun d'eux, ce qui s'est passé et ce que vous pouvez faire.".to_string(),
-        (true, true, Some(d)) => format!("Your message has not been delivered yet to one or more of its recipients. This is only a warning: nothing is lost, and we keep trying to deliver it until {d}. You do not need to do anything. If it still cannot be delivered by then, you will get another message."),
-        (true, false, Some(d)) => format!("Votre message n'a pas encore pu être remis à un ou plusieurs de ses destinataires. Ceci n'est qu'un avertissement : rien n'est perdu, et nous continuons d'essayer de le remettre jusqu'au {d}. Vous n'avez rien à faire. S'il ne peut toujours pas être remis d'ici là, vous recevrez un autre message."),
-        (true, true, None) => "Your message has not been delivered yet to one or more of its recipients. This is only a warning: nothing is lost, and we keep trying to deliver it. You do not need to do anything. If it finally cannot be delivered, you will get another message.".to_string(),
-        (true, false, None) => "Votre message n'a pas encore pu être remis à un ou plusieurs de ses destinataires. Ceci n'est qu'un avertissement : rien n'est perdu, et nous continuons d'essayer de le remettre. Vous n'avez rien à faire. S'il ne peut finalement pas être remis, vous recevrez un autre message.".to_string(),
+    let intro = match (nature, en, until) {
+        (Nature::Success, true, _) => "You asked to be told when your message reached its recipients. Below is where it stands for each of them. You do not need to do anything.".to_string(),
+        (Nature::Success, false, _) => "Vous avez demandé à être prévenu de l'arrivée de votre message. Vous trouverez ci-dessous où il en est pour chacun de ses destinataires. Vous n'avez rien à faire.".to_string(),
+        (Nature::Failure, true, _) => "Your message could not be delivered to one or more of its recipients. For each of them, you will find below what went wrong and what you can do.".to_string(),
+        (Nature::Failure, false, _) => "Votre message n'a pas pu être remis à un ou plusieurs de ses destinataires. Vous trouverez ci-dessous, pour chacun d'eux, ce qui s'est passé et ce que vous pouvez faire.".to_string(),
+        (Nature::Delay, true, Some(d)) => format!("Your message has not been delivered yet to one or more of its recipients. This is only a warning: nothing is lost, and we keep trying to deliver it until {d}. You do not need to do anything. If it still cannot be delivered by then, you will get another message."),
+        (Nature::Delay, false, Some(d)) => format!("Votre message n'a pas encore pu être remis à un ou plusieurs de ses destinataires. Ceci n'est qu'un avertissement : rien n'est perdu, et nous continuons d'essayer de le remettre jusqu'au {d}. Vous n'avez rien à faire. S'il ne peut toujours pas être remis d'ici là, vous recevrez un autre message."),
+        (Nature::Delay, true, None) => "Your message has not been delivered yet to one or more of its recipients. This is only a warning: nothing is lost, and we keep trying to deliver it. You do not need to do anything. If it finally cannot be delivered, you will get another message.".to_string(),
+        (Nature::Delay, false, None) => "Votre message n'a pas encore pu être remis à un ou plusieurs de ses destinataires. Ceci n'est qu'un avertissement : rien n'est perdu, et nous continuons d'essayer de le remettre. Vous n'avez rien à faire. S'il ne peut finalement pas être remis, vous recevrez un autre message.".to_string(),
     };
     para(&mut t, "", &intro);
     let sent = date(r.envelope.created, lang);
@@ -159,6 +183,13 @@ pub(super) fn human(r: &Report<'_>, lang: Lang, subject: Option<&str>, full: boo
         let k = kind(e);
         t.push_str(&format!("* {}\n", e.address));
         let text = match seen.iter().find(|(s, _)| *s == k) {
+            Some((_, first)) if matches!(k, Kind::Delivered | Kind::Relayed) => {
+                if en {
+                    format!("Same as for {first} above.")
+                } else {
+                    format!("Comme pour {first} ci-dessus.")
+                }
+            }
             Some((_, first)) if en => format!("Same problem as for {first} above."),
             Some((_, first)) => format!("Même problème que pour {first} ci-dessus."),
             None => {
