@@ -9,7 +9,6 @@
 //! client.
 
 pub mod args;
-mod conn;
 pub mod serve;
 
 use std::net::{IpAddr, SocketAddr};

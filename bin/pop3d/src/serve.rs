@@ -13,8 +13,8 @@ use mxa_pop3::{Action, IDLE_TIMEOUT, OpenError, Session};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
-use crate::conn::Conn;
 use crate::log;
+use mxa_daemon::conn::Conn;
 
 /// Longest TLS handshake (implicit or after STLS).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);

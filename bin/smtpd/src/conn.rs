@@ -3,18 +3,15 @@
 //! read and write is bounded by `[smtpd] timeout`; STARTTLS swaps the
 //! stream for a TLS one in place.
 
-use std::io;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
+use mxa_daemon::conn::Conn as Io;
 use mxa_smtp::reply::Reply;
 use mxa_smtp::server::{Action, Session, Verdict};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
-use tokio_rustls::server::TlsStream;
 
 use crate::store::{self, Store};
 use crate::{Ctx, Role, log, policy};
@@ -25,60 +22,6 @@ pub const PREGREET_WAIT: Duration = Duration::from_millis(800);
 
 /// Read buffer: small, since an idle connection keeps it.
 const READ_BUF: usize = 8 * 1024;
-
-/// A plain or TLS stream over `S`.
-pub enum Io<S> {
-    /// Before STARTTLS.
-    Plain(S),
-    /// After the handshake.
-    Tls(Box<TlsStream<S>>),
-    /// During the handshake, or after a failed one.
-    Gone,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Io<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Io::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
-        }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Io<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Io::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_flush(cx),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Io::Gone => Poll::Ready(Ok(())),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            Io::Gone => Poll::Ready(Ok(())),
-        }
-    }
-}
 
 /// Who is on the other end.
 #[derive(Debug, Clone)]
@@ -386,19 +329,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
         let Some(acceptor) = self.ctx.tls.clone() else {
             return Err(End::Lost("TLS without a certificate".into()));
         };
-        let Io::Plain(s) = std::mem::replace(&mut self.io, Io::Gone) else {
+        if !matches!(self.io, Io::Plain(_)) {
             return Err(End::Lost("TLS twice".into()));
-        };
-        match tokio::time::timeout(self.ctx.config.smtpd.timeout, acceptor.accept(s)).await {
-            Ok(Ok(t)) => {
-                let (v, c) = mxa_daemon::tls::describe(t.get_ref().1);
+        }
+        match tokio::time::timeout(self.ctx.config.smtpd.timeout, self.io.start_tls(&acceptor))
+            .await
+        {
+            Ok(Ok((v, c))) => {
                 log(&[
                     ("event", &"tls"),
                     ("session", &self.client.sid),
                     ("version", &v),
                     ("cipher", &c),
                 ]);
-                self.io = Io::Tls(Box::new(t));
                 Ok(())
             }
             Ok(Err(e)) => {

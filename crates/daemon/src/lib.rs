@@ -6,11 +6,13 @@
 //! - [`tls`]: the rustls server configuration from `[smtpd] tls_cert` and
 //!   `tls_key`, and how a session describes its TLS;
 //! - [`limits`]: connections in total and per client address;
+//! - [`conn::Conn`]: a connection that may turn into TLS halfway;
 //! - [`bind`], [`drop_root`], [`stdio_peer`], [`session_id`]: the start of
 //!   a daemon's life (bind as root, drop to `user` before reading from any
 //!   client) and what inetd-style invocation passes in the environment.
 
 pub mod auth;
+pub mod conn;
 pub mod limits;
 pub mod tls;
 

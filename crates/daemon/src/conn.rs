@@ -1,5 +1,6 @@
-//! A client connection that may turn into TLS halfway (STLS): plain or
-//! TLS over the same transport (a TCP socket, or stdin and stdout).
+//! A client connection that may turn into TLS halfway (SMTP's STARTTLS,
+//! POP3's STLS): plain or TLS over the same transport (a TCP socket, or
+//! stdin and stdout joined).
 
 use std::io;
 use std::pin::Pin;
@@ -30,7 +31,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             return Err(io::Error::other("TLS is on already"));
         };
         let tls = acceptor.accept(s).await?;
-        let described = mxa_daemon::tls::describe(tls.get_ref().1);
+        let described = crate::tls::describe(tls.get_ref().1);
         *self = Conn::Tls(Box::new(tls));
         Ok(described)
     }
