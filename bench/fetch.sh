@@ -3,7 +3,7 @@
 # getmail6, fetching the same N messages over POP3 and over IMAP from the
 # same private Dovecot into a Maildir, in the same run on the same disk.
 #
-#   apt-get install -y dovecot-core dovecot-pop3d dovecot-imapd fetchmail getmail6 maildrop time python3
+#   apt-get install -y dovecot-core dovecot-pop3d dovecot-imapd fetchmail getmail6 mpop maildrop time python3
 #   cargo build --release -p mxa-fetch-bin
 #   bench/fetch.sh [N]              (default N=2000; run as root)
 #
@@ -288,6 +288,26 @@ poll 127.0.0.1 service $port protocol $proto
 EOF
     chmod 600 "$u/fetchmailrc"
     run "fetchmail mda maildrop" $proto fetchmail -s -f "$u/fetchmailrc" --idfile "$u/fetchids" --pidfile "$u/fetchmail.pid"
+    # mpop (POP3 only), through the same maildrop, certificate unchecked
+    # as fetchmail's above.
+    if [[ $proto == pop3 ]] && command -v mpop >/dev/null; then
+        cat >"$u/mpoprc" <<EOF
+account bench
+host 127.0.0.1
+port $port
+tls on
+tls_starttls off
+tls_certcheck off
+user $user
+password $pass
+keep off
+only_new off
+uidls_file $u/mpop-uidls
+delivery mda "maildrop $u/filter"
+EOF
+        chmod 600 "$u/mpoprc"
+        run "mpop mda maildrop" $proto mpop -q -C "$u/mpoprc" bench
+    fi
     if [[ $proto == pop3 ]]; then kind=SimplePOP3SSLRetriever; else kind=SimpleIMAPSSLRetriever; fi
     cat >"$u/getmailrc" <<EOF
 [retriever]
@@ -316,7 +336,8 @@ for proto in pop3 imap; do
     d=${rate[mxa-fetch --mda maildrop/$proto]}
     f=${rate[fetchmail mda maildrop/$proto]}
     g=${rate[getmail6 Maildir/$proto]}
+    p=${rate[mpop mda maildrop/$proto]:-0}
     python3 -c "
 r = lambda a, b: f'{a/b:.1f}x' if b else 'n/a'
-print(f'$proto: mxa-fetch --maildir is {r($m, $f)} fetchmail+maildrop and {r($m, $g)} getmail6; through maildrop, mxa-fetch is {r($d, $f)} fetchmail')"
+print(f'$proto: mxa-fetch --maildir is {r($m, $f)} fetchmail+maildrop, {r($m, $p)} mpop+maildrop and {r($m, $g)} getmail6; through maildrop, mxa-fetch is {r($d, $f)} fetchmail and {r($d, $p)} mpop')"
 done
