@@ -15,7 +15,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use mxa_tests::dovecot::{DC_PASSWORD, DC_USER, Dovecot, maildir_messages};
-use mxa_tests::{bin, stderr, tally_tokens};
+use mxa_tests::{bin, stderr, stdout, tally_tokens};
 
 /// A deterministic message of mixed size with an `X-Token:` header: most
 /// are a few KiB, one in four tens of KiB, one in twenty a few hundred
@@ -840,4 +840,59 @@ fn the_providers_delivered_to_is_not_a_loop_for_mxa_deliver() {
         );
         assert!(m.contains(&format!("Delivered-To: {DC_USER}\n")), "{m}");
     }
+}
+
+/// A large first fetch shows a progress bar when stderr is a terminal
+/// (run under script(1), which gives it a pseudo-terminal), and none
+/// otherwise.
+#[test]
+fn a_progress_bar_on_a_terminal_only() {
+    let Some(script) = mxa_tests::peer("script") else {
+        return;
+    };
+    let Some(dc) = Dovecot::start() else { return };
+    let url = dc.url("pop3s", dc.ports.pop3s);
+    let ca = dc.ca();
+    let mut bars = Vec::new();
+    for terminal in [true, false] {
+        fill(&dc, 0..120);
+        let (state, out) = (
+            fresh_dir(&dc, &format!("state-{terminal}")),
+            fresh_dir(&dc, &format!("out-{terminal}")),
+        );
+        let args = [
+            bin("mxa-fetch").display().to_string(),
+            url.clone(),
+            "--ca".into(),
+            ca.display().to_string(),
+            "--maildir".into(),
+            out.display().to_string(),
+        ];
+        let o = if terminal {
+            // script runs the command line with its output on a pty and
+            // copies it to its own stdout.
+            let mut c = Command::new(&script);
+            if nix::unistd::geteuid().is_root() {
+                let (uid, gid) = nobody();
+                c.uid(uid).gid(gid);
+            }
+            c.args(["-qec", &args.join(" "), "/dev/null"])
+                .env_remove("MXA_CONFIG")
+                .env("XDG_STATE_HOME", &state)
+                .env("MXA_PASSWORD", DC_PASSWORD)
+                .stdin(Stdio::null())
+                .output()
+                .expect("script")
+        } else {
+            fetch(
+                &state,
+                &args[1..].iter().map(String::as_str).collect::<Vec<_>>(),
+            )
+        };
+        ok(&o);
+        assert_eq!(maildir_messages(&out).len(), 120);
+        let text = format!("{}{}", stdout(&o), stderr(&o));
+        bars.push(text.contains("[#########################] 120/120"));
+    }
+    assert_eq!(bars, [true, false], "a bar on the terminal only");
 }
