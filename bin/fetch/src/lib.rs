@@ -291,31 +291,16 @@ async fn idle_account(acct: &Account, opts: &Options) -> i32 {
 /// Becomes the config's `user` account when running as root (a no-op
 /// otherwise), before anything else is read or run.
 fn drop_root(config: &Config) -> Result<(), String> {
-    use nix::unistd::{User, geteuid, initgroups, setgid, setuid};
-    if !geteuid().is_root() {
+    if !nix::unistd::geteuid().is_root() {
         return Ok(());
     }
     // The caller's HOME would name root's state folder.
     if config.file.is_none() {
         return Err("started as root without a config file: mxa-fetch never reads the network as root, and has no `user` account to become; give -c FILE (it becomes its `user`, state under its spool) or run it as the mailbox owner".into());
     }
-    let u = User::from_name(&config.user)
-        .ok()
-        .flatten()
-        .ok_or_else(|| {
-            format!(
-                "started as root, and the account {:?} (the `user` key) does not exist: mxa-fetch never reads the network as root; run it as the mailbox owner",
-                config.user
-            )
-        })?;
-    if u.uid.is_root() {
-        return Err("`user` is root: mxa-fetch never reads the network as root".into());
-    }
-    let name = std::ffi::CString::new(u.name.clone()).map_err(|e| e.to_string())?;
-    initgroups(&name, u.gid).map_err(|e| format!("initgroups: {e}"))?;
-    setgid(u.gid).map_err(|e| format!("setgid: {e}"))?;
-    setuid(u.uid).map_err(|e| format!("setuid: {e}"))?;
-    Ok(())
+    mxa_daemon::drop_root(&config.user).map_err(|e| {
+        format!("started as root: {e}; mxa-fetch never reads the network as root; run it as the mailbox owner")
+    })
 }
 
 /// Runs a password command: the first line of its output.

@@ -139,7 +139,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
             while let Some(action) = session.poll() {
                 match action {
                     Action::Reply(r) => {
-                        self.reply(&r, &session);
+                        self.reply(&r);
                         if !greeted {
                             greeted = true;
                             self.flush().await?;
@@ -255,7 +255,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
     }
 
     /// Queues reply `r`, logging refusals.
-    fn reply(&mut self, r: &Reply, _session: &Session) {
+    fn reply(&mut self, r: &Reply) {
         if r.code >= 400 {
             log(&[
                 ("event", &"reply"),

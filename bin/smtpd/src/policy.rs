@@ -45,10 +45,8 @@ impl AliasFile {
             st.0 = now;
             match Aliases::load(path) {
                 Ok(a) => st.1 = Some(a),
-                Err(e) if now.is_none() => {
-                    let _ = e;
-                    st.1 = None;
-                }
+                // The file is gone: no aliases any more.
+                Err(_) if now.is_none() => st.1 = None,
                 Err(e) => {
                     eprintln!("mxa-smtpd: aliases not reloaded, keeping the last good ones: {e}")
                 }

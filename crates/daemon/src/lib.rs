@@ -35,8 +35,8 @@ pub fn bind(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>, String> {
 }
 
 /// Becomes the account `user` (its uid, gid and groups) when running as
-/// root; does nothing otherwise. Refuses to go on as root: a daemon that
-/// reads from the network never does.
+/// root; does nothing otherwise. Refuses to go on as root: nothing that
+/// reads from the network does. Callers add what it means for them.
 pub fn drop_root(user: &str) -> Result<(), String> {
     use nix::unistd::{User, geteuid, initgroups, setgid, setuid};
     if !geteuid().is_root() {
@@ -45,11 +45,9 @@ pub fn drop_root(user: &str) -> Result<(), String> {
     let u = User::from_name(user)
         .ok()
         .flatten()
-        .ok_or_else(|| format!("the account {user:?} (the `user` key) does not exist; a daemon reading from the network never runs as root"))?;
+        .ok_or_else(|| format!("the account {user:?} (the `user` key) does not exist"))?;
     if u.uid.is_root() {
-        return Err(format!(
-            "`user` is {user:?}, which is root; a daemon reading from the network never runs as root"
-        ));
+        return Err(format!("`user` is {user:?}, which is root"));
     }
     let name = CString::new(u.name.clone()).map_err(|e| e.to_string())?;
     initgroups(&name, u.gid).map_err(|e| format!("initgroups: {e}"))?;

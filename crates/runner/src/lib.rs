@@ -17,6 +17,6 @@ pub mod pass;
 pub mod remote;
 pub mod schedule;
 pub mod smtp_out;
-mod tls;
+pub mod tls;
 
 pub use pass::{Mode, Runner, Summary};

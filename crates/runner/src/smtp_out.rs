@@ -11,7 +11,6 @@
 //! `relayed dsn REPLY` (the server offered DSN), `relayed - REPLY` (it did
 //! not), `deferred REASON` or `failed REASON`.
 
-use std::ffi::CString;
 use std::io::{self, BufRead, Read, Write};
 use std::process::{Command, Stdio};
 
@@ -146,22 +145,8 @@ pub fn serve(config: &Config, input: impl Read, mut output: impl Write) -> io::R
 
 /// Becomes `[user]` when running as root (a no-op otherwise).
 fn drop_root(config: &Config) -> Result<(), String> {
-    use nix::unistd::{User, geteuid, initgroups, setgid, setuid};
-    if !geteuid().is_root() {
-        return Ok(());
-    }
-    let u = User::from_name(&config.user)
-        .ok()
-        .flatten()
-        .ok_or_else(|| format!("the account {:?} (the `user` key) does not exist; remote delivery never runs as root", config.user))?;
-    if u.uid.is_root() {
-        return Err("`user` is root; remote delivery never runs as root".into());
-    }
-    let name = CString::new(u.name.clone()).map_err(|e| e.to_string())?;
-    initgroups(&name, u.gid).map_err(|e| format!("initgroups: {e}"))?;
-    setgid(u.gid).map_err(|e| format!("setgid: {e}"))?;
-    setuid(u.uid).map_err(|e| format!("setuid: {e}"))?;
-    Ok(())
+    mxa_daemon::drop_root(&config.user)
+        .map_err(|e| format!("{e}; remote delivery never runs as root"))
 }
 
 #[cfg(test)]
