@@ -35,6 +35,24 @@ pub fn bin_dir() -> &'static Path {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut c = Command::new(cargo);
         c.args(["build", "--workspace", "--bins", "--quiet"]);
+        // What `cargo test` set for this test binary is not the outer
+        // build's environment: ring's build script reruns when
+        // CARGO_MANIFEST_DIR changes, and everything above it relinks.
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy();
+            if k.starts_with("CARGO_PKG_")
+                || k.starts_with("CARGO_BIN_")
+                || [
+                    "CARGO_MANIFEST_DIR",
+                    "CARGO_MANIFEST_PATH",
+                    "CARGO_CRATE_NAME",
+                ]
+                .contains(&&*k)
+                || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*k)
+            {
+                c.env_remove(&*k);
+            }
+        }
         if release {
             c.arg("--release");
         }

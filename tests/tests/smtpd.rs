@@ -18,6 +18,13 @@ struct Raw {
 
 impl Raw {
     fn connect(port: u16) -> Raw {
+        let (raw, greeting) = Raw::open(port);
+        assert!(greeting.starts_with("220 "), "{greeting}");
+        raw
+    }
+
+    /// A connection and its first reply, whatever that is.
+    fn open(port: u16) -> (Raw, String) {
         let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
@@ -27,8 +34,7 @@ impl Raw {
             w,
         };
         let greeting = raw.reply();
-        assert!(greeting.starts_with("220 "), "{greeting}");
-        raw
+        (raw, greeting)
     }
 
     fn send(&mut self, bytes: &[u8]) {
@@ -692,7 +698,20 @@ fn connections_per_client_are_limited() {
     sys.set("trusted_networks", "[]");
     sys.set("max_connections_per_client", "3");
     let _d = sys.smtpd();
-    let held: Vec<Raw> = (0..3).map(|_| Raw::connect(sys.ports.smtp)).collect();
+    // The readiness probes of sys.smtpd() hold a slot until the server
+    // has seen them close: take the three slots as they come free.
+    let mut held: Vec<Raw> = Vec::new();
+    let full = mxa_tests::postfix::wait_until(Duration::from_secs(10), || {
+        let (raw, greeting) = Raw::open(sys.ports.smtp);
+        if greeting.starts_with("220 ") {
+            held.push(raw);
+        }
+        held.len() == 3
+    });
+    assert!(
+        full,
+        "three connections from one client were not all greeted"
+    );
     let mut s = TcpStream::connect(("127.0.0.1", sys.ports.smtp)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
