@@ -103,12 +103,33 @@ fn skip_or_fail(why: &str) {
     eprintln!("SKIP: {why}");
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released for the daemon).
+/// A free port on 127.0.0.1 (TCP and UDP), for a daemon to bind.
+///
+/// Taken below the kernel's ephemeral range (32768 and up), so that no
+/// outgoing connection can be given it between this check and the
+/// daemon's bind, and from a cursor that only moves forward within the
+/// process (starting at a place that depends on the process id), so that
+/// two tests never get the same one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20000;
+    const SPAN: u32 = 12000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = u16::try_from(LOW + n % SPAN).expect("port");
+        let tcp = TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if tcp && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {LOW} and {}", LOW + SPAN);
 }
 
 /// Waits until something accepts connections on `port`.
@@ -288,7 +309,12 @@ nameservers = ["127.0.0.1:9"]
     pub fn smtpd(&self) -> Daemon {
         self.spool_for_daemons();
         let log = std::fs::File::create(self.root().join("smtpd.log")).expect("log file");
-        let d = Daemon::start(self.cmd("mxa-smtpd").stderr(log), self.ports.smtp);
+        let path = self.root().join("smtpd.log");
+        let d = Daemon::start_logged(
+            self.cmd("mxa-smtpd").stderr(log),
+            self.ports.smtp,
+            Some(&path),
+        );
         for p in [self.ports.submission, self.ports.submissions] {
             assert!(wait_for_port(p, Duration::from_secs(10)), "port {p}");
         }
@@ -421,13 +447,31 @@ pub struct Daemon {
 impl Daemon {
     /// Spawns `c` and waits until `port` accepts connections.
     pub fn start(c: &mut Command, port: u16) -> Daemon {
+        Daemon::start_logged(c, port, None)
+    }
+
+    /// As [`Daemon::start`]; if it exits first, the panic shows `log`.
+    pub fn start_logged(c: &mut Command, port: u16, log: Option<&Path>) -> Daemon {
         let child = c.stdin(Stdio::null()).spawn().expect("spawn daemon");
-        let d = Daemon { child };
-        assert!(
-            wait_for_port(port, Duration::from_secs(20)),
-            "daemon did not listen on {port}"
-        );
-        d
+        let mut d = Daemon { child };
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return d;
+            }
+            if let Ok(Some(status)) = d.child.try_wait() {
+                let text = log.map(std::fs::read_to_string).and_then(Result::ok);
+                panic!(
+                    "daemon for port {port} exited before listening: {status}\n{}",
+                    text.unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < end,
+                "daemon did not listen on {port} within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
     }
 }
 
