@@ -69,8 +69,13 @@ impl Drop for Sink {
 }
 
 fn system_routed_to(port: u16) -> System {
+    routed_with(port, "")
+}
+
+/// As [`system_routed_to`], with more `[queue]` lines.
+fn routed_with(port: u16, queue: &str) -> System {
     System::with_extra(&format!(
-        "\n[queue]\nroutes = {{ \"remote.test\" = \"127.0.0.1:{port}\" }}\n"
+        "\n[queue]\nroutes = {{ \"remote.test\" = \"127.0.0.1:{port}\" }}\n{queue}\n"
     ))
 }
 
@@ -410,7 +415,7 @@ fn a_runner_killed_during_a_remote_load_loses_nothing() {
     let Some(sink) = Sink::start(sys0.root(), &[]) else {
         return;
     };
-    let sys = system_routed_to(sink.port);
+    let sys = routed_with(sink.port, "max_connections = 4");
     let n = 1000;
     let spool = sys.spool();
     for i in 0..n {

@@ -296,7 +296,7 @@ fn run_delivers_as_soon_as_mail_is_queued_and_stops_on_sigterm() {
 /// delivered at least once, none lost; duplicates are counted.
 #[test]
 fn a_killed_runner_loses_nothing() {
-    let sys = System::new();
+    let sys = System::with_extra("\n[queue]\nmax_connections = 4\n");
     let n = 300;
     for i in 0..n {
         send(

@@ -14,8 +14,6 @@ use mxa_spool::{QueueId, Spool, State};
 
 const PROG: &str = "mxa-queue";
 
-/// Messages delivered at once by one runner.
-const WORKERS: usize = 4;
 /// Longest sleep of `run` between passes, whatever the schedule says
 /// (a changed users or aliases file is seen at the next pass).
 const IDLE_PASS: Duration = Duration::from_secs(60);
@@ -127,7 +125,10 @@ fn run(cli: Cli) -> Result<i32, Failure> {
         Cmd::Flush { due } => return flush(config, spool, due),
         Cmd::Run => return run_daemon(config, spool),
         Cmd::SmtpOut => {
-            let r = mxa_runner::smtp_out::serve(&config, io::stdin().lock(), io::stdout().lock());
+            // The helper's threads write their answers themselves.
+            drop(out);
+            let stdout = io::BufWriter::new(io::stdout());
+            let r = mxa_runner::smtp_out::serve(&config, io::stdin().lock(), stdout);
             return r
                 .map(|()| exit::OK)
                 .map_err(|e| Failure(exit::SOFTWARE, e.to_string()));
@@ -205,9 +206,9 @@ fn set_held(spool: &Spool, id: &QueueId, hold: bool) -> Result<(), Failure> {
 /// is (DESIGN.md). Messages another runner holds count as waiting.
 fn flush(config: Config, spool: Spool, due: bool) -> Result<i32, Failure> {
     let runner = Runner {
+        workers: config.queue.max_connections,
         spool,
         config,
-        workers: WORKERS,
     };
     let mode = if due { Mode::Due } else { Mode::All };
     let sum = runner.pass(mode).map_err(|e| Failure(exit::TEMPFAIL, e))?;
@@ -241,9 +242,9 @@ fn run_daemon(config: Config, spool: Spool) -> Result<i32, Failure> {
     }
     let waiter = spool.waiter()?;
     let runner = Runner {
+        workers: config.queue.max_connections,
         spool,
         config,
-        workers: WORKERS,
     };
     mxa_cli::log(
         PROG,

@@ -139,6 +139,12 @@ pub struct Queue {
     pub delay_warning: Duration,
     /// Default `["en", "fr"]`.
     pub bounce_languages: Vec<String>,
+    /// Deliveries at once (local or remote), and so SMTP connections in
+    /// use at once; idle cached connections count too. Default 20.
+    pub max_connections: usize,
+    /// SMTP connections at once to one destination (a domain's mail
+    /// servers, a route, the relayhost). Default 10.
+    pub max_connections_per_destination: usize,
 }
 
 /// `[dns]`.

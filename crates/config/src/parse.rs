@@ -72,6 +72,8 @@ struct RawQueue {
     lifetime: Option<V>,
     delay_warning: Option<V>,
     bounce_languages: Option<L>,
+    max_connections: Option<V>,
+    max_connections_per_destination: Option<V>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,6 +166,8 @@ pub(crate) fn defaults() -> Config {
             lifetime: Duration::from_secs(5 * 86_400),
             delay_warning: Duration::from_secs(4 * 3600),
             bounce_languages: LANGUAGES.iter().map(|s| s.to_string()).collect(),
+            max_connections: 20,
+            max_connections_per_destination: 10,
         },
         dns: Dns::default(),
         pop3d: Pop3d {
@@ -398,6 +402,15 @@ fn queue(cx: &Ctx<'_>, r: &RawQueue, q: &mut Queue) -> Result<(), ConfigError> {
                 return Err(cx.err(v, &key, format!("a route for {d} is already given")));
             }
         }
+    }
+    if let Some(v) = &r.max_connections {
+        q.max_connections =
+            usize::try_from(cx.uint(v, "queue.max_connections", 1, 1000)?).unwrap_or(1000);
+    }
+    if let Some(v) = &r.max_connections_per_destination {
+        let key = "queue.max_connections_per_destination";
+        q.max_connections_per_destination =
+            usize::try_from(cx.uint(v, key, 1, 1000)?).unwrap_or(1000);
     }
     if let Some(v) = &r.lifetime {
         q.lifetime = cx.duration(v, "queue.lifetime")?;

@@ -5,7 +5,7 @@
 //! Modules: [`aliases`] (aliases(5) expansion), [`bounce`] (RFC 3464
 //! delivery status notifications in plain words), [`schedule`] (back-off),
 //! [`mda`] (running the local delivery command), [`pass`] (one pass over
-//! the queue), [`remote`] (SMTP to MX hosts, routes or a relayhost, with
+//! the queue), [`pool`] (connection limits and reuse), [`remote`] (SMTP to MX hosts, routes or a relayhost, with
 //! mxa-dns and mxa-smtp's client) and [`smtp_out`] (the same, in a child
 //! that drops root first).
 
@@ -14,6 +14,7 @@ pub mod bounce;
 pub mod deliver_file;
 pub mod mda;
 pub mod pass;
+pub mod pool;
 pub mod remote;
 pub mod schedule;
 pub mod smtp_out;

@@ -86,6 +86,9 @@ struct Ctx<'a> {
     /// Built on first use: a pass with no remote recipient, or a root
     /// runner (whose smtp-out children build their own), needs none.
     remote: std::sync::OnceLock<Result<Remote, String>>,
+    /// A root runner's `smtp-out` helper, started on first use: one for
+    /// the pass, so its connection pool covers every worker.
+    smtp_out: std::sync::OnceLock<Result<crate::smtp_out::Helper, String>>,
 }
 
 impl Runner {
@@ -109,6 +112,7 @@ impl Runner {
             mode,
             now: mxa_spool::now(),
             remote: std::sync::OnceLock::new(),
+            smtp_out: std::sync::OnceLock::new(),
         };
         let queue = Mutex::new(ids);
         let total = Mutex::new(Summary::default());
@@ -219,7 +223,16 @@ impl Ctx<'_> {
             let outcomes = if nix::unistd::geteuid().is_root() {
                 // Never read the network as root: a child that drops to
                 // `user` does it (see smtp_out).
-                crate::smtp_out::deliver(config, &id, &domain, &env, &idxs, &data)
+                let helper = self.smtp_out.get_or_init(|| {
+                    crate::smtp_out::Helper::spawn(config).map_err(|e| e.to_string())
+                });
+                match helper {
+                    Ok(h) => h.deliver(&id, &domain, &env, &idxs, &data),
+                    Err(e) => {
+                        let why = format!("4.3.0 the SMTP helper failed: {e}");
+                        vec![Outcome::Deferred(why); idxs.len()]
+                    }
+                }
             } else {
                 match self.remote.get_or_init(|| Remote::new(config)) {
                     Ok(r) => r.deliver(config, &id, &domain, &env, &idxs, &data),

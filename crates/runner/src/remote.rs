@@ -1,13 +1,16 @@
 //! Remote delivery: where a domain's mail goes (`[queue] routes`, else the
-//! relayhost, else its MX hosts), and one SMTP session per destination,
-//! driven by mxa-smtp's client state machine over a blocking socket, with
-//! STARTTLS (opportunistic to MX hosts, verified to a relayhost). All
-//! recipients of one domain share a transaction.
+//! relayhost, else its MX hosts), and SMTP sessions driven by mxa-smtp's
+//! client state machine over blocking sockets, with STARTTLS
+//! (opportunistic to MX hosts, verified to a relayhost). All recipients of
+//! one domain share a transaction. A session that ends ready for more is
+//! kept idle in the pass's [`Pool`] and carries the next message for the
+//! same server; the pool also bounds the connections open at once.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use mxa_config::Config;
 use mxa_smtp::client::{self, Client, RcptResult, Step};
@@ -17,6 +20,7 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use crate::mda::Outcome;
+use crate::pool::{Idle, Pool};
 use crate::tls::Tls;
 
 const PROG: &str = "mxa-queue";
@@ -25,6 +29,8 @@ const PROG: &str = "mxa-queue";
 const IO_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long to wait for a TCP connection before trying the next address.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long QUIT may take when a connection is closed.
+const QUIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A place to deliver a domain's mail. No Debug: it holds the relayhost's
 /// password.
@@ -43,6 +49,30 @@ pub struct Remote {
     /// The relayhost's credentials, read when the runner is set up (before
     /// `smtp-out` gives up root, so the file may stay root's, mode 0600).
     credentials: Result<Option<(String, String)>, String>,
+    /// Connections open, idle ones among them.
+    pool: Pool<Session>,
+    /// Numbers connections in the log (`conn=`).
+    serial: AtomicU64,
+    /// Our name for EHLO.
+    helo: String,
+}
+
+/// One SMTP connection and where its client stands.
+struct Session {
+    stream: Conn,
+    client: Client,
+    parser: Parser,
+    serial: u64,
+}
+
+/// How a transaction on a connection ended.
+enum Ran {
+    /// With an outcome for every recipient, and whether the server offered
+    /// DSN.
+    Done(client::Outcome, bool),
+    /// A reused connection broke before the message was sent: nothing
+    /// happened, try a fresh one.
+    Stale,
 }
 
 impl std::fmt::Debug for Remote {
@@ -63,6 +93,12 @@ impl Remote {
             resolver,
             tls: Tls::new()?,
             credentials: relay_credentials(config),
+            pool: Pool::new(
+                config.queue.max_connections,
+                config.queue.max_connections_per_destination,
+            ),
+            serial: AtomicU64::new(0),
+            helo: config.hostname.clone(),
         })
     }
 
@@ -102,18 +138,18 @@ impl Remote {
                 .map(|&i| env.recipients[i].orcpt.clone())
                 .collect(),
         };
+        let key = destination_key(config, domain);
         let mut last = String::from("4.4.1 no answer from any mail server of the domain");
         for (name, addrs) in &dest.hosts {
             for addr in addrs {
-                let conn = match TcpStream::connect_timeout(addr, CONNECT_TIMEOUT) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        last = format!("4.4.1 connection to {name} [{}] failed: {e}", addr.ip());
-                        continue;
-                    }
-                };
                 let (outcome, dsn) =
-                    self.session(config, id, conn, name, &dest, smtp_env.clone(), data);
+                    match self.attempt(id, &key, name, *addr, &dest, &smtp_env, data) {
+                        Ok(r) => r,
+                        Err(why) => {
+                            last = why;
+                            continue;
+                        }
+                    };
                 // Nothing delivered and nothing refused for good (a 4xx
                 // greeting, a broken connection, greylisting): the next
                 // server may do better. A connection lost after the final
@@ -141,6 +177,178 @@ impl Remote {
             }
         }
         vec![Outcome::Deferred(last); idxs.len()]
+    }
+
+    /// One transaction with the server at `addr`: on an idle connection
+    /// to it when the pool has one, else on a new one (within the limits).
+    /// `Err` is why no connection could be made.
+    #[allow(clippy::too_many_arguments)]
+    fn attempt(
+        &self,
+        id: &QueueId,
+        key: &str,
+        name: &str,
+        addr: SocketAddr,
+        dest: &Destination,
+        env: &client::Envelope,
+        data: &[u8],
+    ) -> Result<(client::Outcome, bool), String> {
+        let mut close = Vec::new();
+        let idle = self.pool.take(key, addr, &mut close);
+        self.close_all(close);
+        if let Some(idle) = idle {
+            mxa_cli::log(
+                PROG,
+                &[
+                    ("event", &"reuse"),
+                    ("id", id),
+                    ("host", &name),
+                    ("addr", &addr),
+                    ("conn", &idle.conn.serial),
+                    ("uses", &idle.uses),
+                ],
+            );
+            let (opened, uses) = (idle.opened, idle.uses);
+            match self.transaction(
+                id, key, addr, name, dest, idle.conn, opened, uses, env, data,
+            ) {
+                Ran::Done(o, dsn) => return Ok((o, dsn)),
+                Ran::Stale => {}
+            }
+        }
+        let mut close = Vec::new();
+        self.pool.reserve(key, &mut close);
+        self.close_all(close);
+        let session = match self.connect(name, addr, dest) {
+            Ok(s) => s,
+            Err(e) => {
+                self.pool.release(key);
+                return Err(format!(
+                    "4.4.1 connection to {name} [{}] failed: {e}",
+                    addr.ip()
+                ));
+            }
+        };
+        mxa_cli::log(
+            PROG,
+            &[
+                ("event", &"connect"),
+                ("id", id),
+                ("host", &name),
+                ("addr", &addr),
+                ("conn", &session.serial),
+            ],
+        );
+        match self.transaction(
+            id,
+            key,
+            addr,
+            name,
+            dest,
+            session,
+            Instant::now(),
+            0,
+            env,
+            data,
+        ) {
+            Ran::Done(o, dsn) => Ok((o, dsn)),
+            // Only a reused connection is stale.
+            Ran::Stale => Err("4.4.2 connection lost".into()),
+        }
+    }
+
+    /// A new connection, with TLS at once for implicit TLS.
+    fn connect(&self, name: &str, addr: SocketAddr, dest: &Destination) -> io::Result<Session> {
+        let tcp = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+        tcp.set_read_timeout(Some(IO_TIMEOUT))?;
+        tcp.set_write_timeout(Some(IO_TIMEOUT))?;
+        let stream = if dest.tls == client::Tls::AlreadyOn {
+            let config = self.tls_config(dest)?;
+            Conn::Tls(Box::new(handshake(tcp, name, &config)?))
+        } else {
+            Conn::Plain(tcp)
+        };
+        Ok(Session {
+            stream,
+            client: Client::new(client::Config {
+                helo: self.helo.clone(),
+                tls: dest.tls,
+                auth: dest.auth.clone(),
+            }),
+            parser: Parser::default(),
+            serial: self.serial.fetch_add(1, Ordering::Relaxed) + 1,
+        })
+    }
+
+    fn tls_config(&self, dest: &Destination) -> io::Result<Arc<ClientConfig>> {
+        if dest.verify {
+            self.tls.verified().map_err(io::Error::other)
+        } else {
+            Ok(self.tls.opportunistic.clone())
+        }
+    }
+
+    /// Runs `env` on `session`, then keeps the session idle in the pool if
+    /// it can carry more, or closes it and releases its place.
+    #[allow(clippy::too_many_arguments)]
+    fn transaction(
+        &self,
+        id: &QueueId,
+        key: &str,
+        addr: SocketAddr,
+        name: &str,
+        dest: &Destination,
+        mut session: Session,
+        opened: Instant,
+        uses: u32,
+        env: &client::Envelope,
+        data: &[u8],
+    ) -> Ran {
+        let mut sent = false;
+        let step = session.client.start(env.clone());
+        match self.drive(id, &mut session, name, dest, step, data, &mut sent) {
+            Ok(outcome) => {
+                let dsn = session.client.capabilities().dsn;
+                // A reused connection that the server is closing (421
+                // before the message: an idle timeout, a restart) says
+                // nothing about the message: a fresh one will.
+                let closing = !session.client.is_ready()
+                    && outcome
+                        .results
+                        .iter()
+                        .all(|r| matches!(r, RcptResult::Deferred(_)));
+                if uses > 0 && !sent && closing {
+                    quit(session);
+                    self.pool.release(key);
+                    return Ran::Stale;
+                }
+                if session.client.is_ready() {
+                    self.pool
+                        .put(Idle::new(key, addr, session, opened, uses + 1));
+                } else {
+                    quit(session);
+                    self.pool.release(key);
+                }
+                Ran::Done(outcome, dsn)
+            }
+            Err(e) => {
+                let outcome = session.client.connection_error(&e.to_string());
+                let dsn = session.client.capabilities().dsn;
+                drop(session);
+                self.pool.release(key);
+                if uses > 0 && !sent {
+                    Ran::Stale
+                } else {
+                    Ran::Done(outcome, dsn)
+                }
+            }
+        }
+    }
+
+    fn close_all(&self, sessions: Vec<Session>) {
+        for s in sessions {
+            quit(s);
+        }
     }
 
     fn destination(&self, config: &Config, domain: &str) -> Result<Destination, Outcome> {
@@ -240,114 +448,123 @@ impl Remote {
         }
     }
 
-    /// One SMTP session; any I/O error ends it with every recipient not yet
-    /// final deferred. Also says whether the server (its last EHLO reply)
-    /// offered DSN, so that NOTIFY went along.
-    #[allow(clippy::too_many_arguments)]
-    fn session(
-        &self,
-        config: &Config,
-        id: &QueueId,
-        conn: TcpStream,
-        name: &str,
-        dest: &Destination,
-        env: client::Envelope,
-        data: &[u8],
-    ) -> (client::Outcome, bool) {
-        let mut client = Client::new(client::Config {
-            helo: config.hostname.clone(),
-            tls: dest.tls,
-            auth: dest.auth.clone(),
-        });
-        let mut done = None;
-        let outcome = match self.drive(id, conn, name, dest, &mut client, env, data, &mut done) {
-            Ok(o) => o,
-            // After Done (a failed QUIT, say) the transaction's outcome stands.
-            Err(e) => done.unwrap_or_else(|| client.connection_error(&e.to_string())),
-        };
-        (outcome, client.capabilities().dsn)
-    }
-
+    /// Feeds the client from `step` until its transaction is done. `sent`
+    /// tells whether the message went out (a reused connection that broke
+    /// before is retried on a fresh one).
     #[allow(clippy::too_many_arguments)]
     fn drive(
         &self,
         id: &QueueId,
-        conn: TcpStream,
+        session: &mut Session,
         name: &str,
         dest: &Destination,
-        client: &mut Client,
-        env: client::Envelope,
+        mut step: Step,
         data: &[u8],
-        outcome: &mut Option<client::Outcome>,
+        sent: &mut bool,
     ) -> io::Result<client::Outcome> {
-        conn.set_read_timeout(Some(IO_TIMEOUT))?;
-        conn.set_write_timeout(Some(IO_TIMEOUT))?;
-        let tls_config = if dest.verify {
-            self.tls.verified().map_err(io::Error::other)?
-        } else {
-            self.tls.opportunistic.clone()
-        };
-        let tls_config = &tls_config;
-        let mut stream = if dest.tls == client::Tls::AlreadyOn {
-            Conn::Tls(Box::new(handshake(conn, name, tls_config)?))
-        } else {
-            Conn::Plain(conn)
-        };
-        let mut parser = Parser::default();
         let mut buf = vec![0u8; 16 * 1024];
-        let mut step = client.start(env);
         loop {
             step = match step {
                 Step::Send(bytes) => {
-                    stream.write_all(&bytes)?;
-                    stream.flush()?;
+                    session.stream.write_all(&bytes)?;
+                    session.stream.flush()?;
                     Step::Wait
                 }
                 Step::SendData => {
+                    *sent = true;
                     // dot_stuff ends with the terminating ".\r\n".
-                    stream.write_all(&client::dot_stuff(data))?;
-                    stream.flush()?;
+                    session.stream.write_all(&client::dot_stuff(data))?;
+                    session.stream.flush()?;
                     Step::Wait
                 }
                 Step::StartTls => {
                     // Anything the server sent after its 220 would be
                     // plaintext smuggled into the TLS session (CVE-2011-0411).
-                    if !parser.is_empty() {
+                    if !session.parser.is_empty() {
                         return Err(io::Error::other("data after the STARTTLS reply"));
                     }
-                    let Conn::Plain(tcp) = stream else {
+                    let Conn::Plain(tcp) = std::mem::replace(&mut session.stream, Conn::Gone)
+                    else {
                         return Err(io::Error::other("STARTTLS inside TLS"));
                     };
-                    let tls = handshake(tcp, name, tls_config)?;
+                    let tls = handshake(tcp, name, &self.tls_config(dest)?)?;
                     log_tls(id, name, &tls.conn);
-                    stream = Conn::Tls(Box::new(tls));
-                    client.tls_established()
+                    session.stream = Conn::Tls(Box::new(tls));
+                    session.client.tls_established()
                 }
-                Step::Done(o) => {
-                    *outcome = Some(o);
-                    client.quit()
-                }
-                Step::Close => {
-                    return outcome
-                        .take()
-                        .ok_or_else(|| io::Error::other("the server closed the session"));
-                }
-                Step::Wait => match parser.next() {
-                    Some(Ok(reply)) => client.on_reply(reply),
+                Step::Done(o) => return Ok(o),
+                Step::Close => return Err(io::Error::other("the server closed the session")),
+                Step::Wait => match session.parser.next() {
+                    Some(Ok(reply)) => session.client.on_reply(reply),
                     Some(Err(e)) => return Err(io::Error::other(e.to_string())),
                     None => {
-                        let n = stream.read(&mut buf)?;
+                        let n = session.stream.read(&mut buf)?;
                         if n == 0 {
-                            return outcome.take().ok_or_else(|| {
-                                io::Error::other("connection closed by the server")
-                            });
+                            return Err(io::Error::other("connection closed by the server"));
                         }
-                        parser.feed(&buf[..n]);
+                        session.parser.feed(&buf[..n]);
                         Step::Wait
                     }
                 },
             };
         }
+    }
+}
+
+impl Drop for Remote {
+    /// The end of the pass: QUIT on every idle connection.
+    fn drop(&mut self) {
+        self.close_all(self.pool.drain());
+    }
+}
+
+/// QUIT, if the server still listens, and close; errors change nothing.
+fn quit(mut s: Session) {
+    if let Conn::Plain(t) = &s.stream {
+        let _ = t.set_read_timeout(Some(QUIT_TIMEOUT));
+    } else if let Conn::Tls(t) = &s.stream {
+        let _ = t.sock.set_read_timeout(Some(QUIT_TIMEOUT));
+    }
+    let mut buf = [0u8; 512];
+    let mut step = s.client.quit();
+    loop {
+        step = match step {
+            Step::Send(bytes) => {
+                if s.stream
+                    .write_all(&bytes)
+                    .and_then(|()| s.stream.flush())
+                    .is_err()
+                {
+                    return;
+                }
+                Step::Wait
+            }
+            Step::Wait => match s.parser.next() {
+                Some(Ok(reply)) => s.client.on_reply(reply),
+                Some(Err(_)) => return,
+                None => match s.stream.read(&mut buf) {
+                    Ok(n) if n > 0 => {
+                        s.parser.feed(&buf[..n]);
+                        Step::Wait
+                    }
+                    _ => return,
+                },
+            },
+            _ => return,
+        };
+    }
+}
+
+/// What the connection limits and the idle connections are counted by:
+/// the route's server, the relayhost, or the domain (its MX hosts).
+fn destination_key(config: &Config, domain: &str) -> String {
+    let domain = domain.to_ascii_lowercase();
+    if let Some((host, port)) = config.queue.routes.get(&domain) {
+        format!("route {host}:{port}")
+    } else if config.queue.relayhost.is_some() {
+        "relayhost".into()
+    } else {
+        domain
     }
 }
 
@@ -422,10 +639,16 @@ fn relay_credentials(config: &Config) -> Result<Option<(String, String)>, String
     }
 }
 
-/// A plain or TLS connection.
+/// A plain or TLS connection (`Gone` while STARTTLS swaps one for the
+/// other).
 enum Conn {
     Plain(TcpStream),
     Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    Gone,
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "connection gone")
 }
 
 impl Read for Conn {
@@ -433,6 +656,7 @@ impl Read for Conn {
         match self {
             Conn::Plain(s) => s.read(buf),
             Conn::Tls(s) => s.read(buf),
+            Conn::Gone => Err(gone()),
         }
     }
 }
@@ -442,6 +666,7 @@ impl Write for Conn {
         match self {
             Conn::Plain(s) => s.write(buf),
             Conn::Tls(s) => s.write(buf),
+            Conn::Gone => Err(gone()),
         }
     }
 
@@ -449,6 +674,7 @@ impl Write for Conn {
         match self {
             Conn::Plain(s) => s.flush(),
             Conn::Tls(s) => s.flush(),
+            Conn::Gone => Err(gone()),
         }
     }
 }

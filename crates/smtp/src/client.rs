@@ -333,6 +333,12 @@ impl Client {
         }
     }
 
+    /// The session is set up and between transactions: a new
+    /// [`Client::start`] may go out on this connection (connection reuse).
+    pub fn is_ready(&self) -> bool {
+        self.state == State::Ready && self.txn.is_none()
+    }
+
     /// What the last EHLO reply offered (nothing after HELO).
     pub fn capabilities(&self) -> &Capabilities {
         &self.caps

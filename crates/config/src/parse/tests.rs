@@ -133,6 +133,10 @@ fn defaults() {
         )
     );
     assert_eq!(q.bounce_languages, ["en", "fr"]);
+    assert_eq!(
+        (q.max_connections, q.max_connections_per_destination),
+        (20, 10)
+    );
     assert!(c.dns.nameservers.is_empty());
     assert_eq!(
         (c.pop3d.listen.clone(), c.pop3d.pop3s.clone()),
@@ -225,6 +229,8 @@ smtp_port = 2525
 lifetime = "2d"
 delay_warning = "30m"
 bounce_languages = ["fr"]
+max_connections = 50
+max_connections_per_destination = 5
 [queue.routes]
 "Example.COM" = "[2001:db8::1]:2526"
 "example.info" = "mx.example.info"
@@ -303,6 +309,10 @@ idle = true
         (Duration::from_secs(172_800), Duration::from_secs(1800))
     );
     assert_eq!(q.bounce_languages, ["fr"]);
+    assert_eq!(
+        (q.max_connections, q.max_connections_per_destination),
+        (50, 5)
+    );
     assert_eq!(
         c.dns.nameservers,
         vec![sa("192.0.2.53:53"), sa("[2001:db8::53]:5353")]
@@ -385,6 +395,8 @@ const BAD: &[(&str, usize, &str, &str)] = &[
     ("[queue.routes]\n\"example.org\" = \"mx:0\"\n", 2, "queue.routes.example.org", "expected \"host:port\""),
     ("[queue]\nroutes = { \"exa mple.org\" = \"mx:25\" }\n", 2, "queue.routes.exa mple.org", "expected a domain name"),
     ("[queue.routes]\n\"a.org\" = \"mx:25\"\n\"A.org\" = \"mx:26\"\n", 2, "queue.routes.a.org", "already given"),
+    ("[queue]\nmax_connections = 0\n", 2, "queue.max_connections", "from 1 to 1000, found 0"),
+    ("[queue]\nmax_connections_per_destination = \"ten\"\n", 2, "queue.max_connections_per_destination", "expected a whole number"),
     ("[queue]\nlifetime = \"5\"\n", 2, "queue.lifetime", "expected a duration"),
     ("[queue]\ndelay_warning = \"0m\"\n", 2, "queue.delay_warning", "above 0"),
     ("[queue]\nbounce_languages = []\n", 2, "queue.bounce_languages", "at least one language"),
