@@ -150,10 +150,14 @@ impl Ctx<'_> {
                 return sum;
             }
         };
-        if let Err(e) = self.work(&mut claim, &mut sum) {
-            mxa_cli::log(PROG, &[("event", &"error"), ("id", id), ("error", &e)]);
-        }
-        let env = claim.envelope();
+        let worked = self.work(&mut claim, &mut sum);
+        let env = match &worked {
+            Ok(env) => env,
+            Err(e) => {
+                mxa_cli::log(PROG, &[("event", &"error"), ("id", id), ("error", e)]);
+                claim.envelope()
+            }
+        };
         for r in env
             .recipients
             .iter()
@@ -163,7 +167,7 @@ impl Ctx<'_> {
             let t = r.next_try.unwrap_or(self.now);
             sum.next_due = Some(sum.next_due.map_or(t, |d| d.min(t)));
         }
-        if env.is_done() && env.recipients.iter().all(|r| r.success.is_none()) {
+        if finished(env) {
             match claim.remove() {
                 Ok(()) => mxa_cli::log(PROG, &[("event", &"removed"), ("id", id)]),
                 Err(e) => mxa_cli::log(PROG, &[("event", &"error"), ("id", id), ("error", &e)]),
@@ -172,7 +176,10 @@ impl Ctx<'_> {
         sum
     }
 
-    fn work(&self, claim: &mut Claim<'_>, sum: &mut Summary) -> Result<(), mxa_spool::Error> {
+    /// Works on the due recipients of a claimed message; returns the
+    /// envelope as it now stands. A message left with nothing to do is
+    /// not written again: removing it is the durable record.
+    fn work(&self, claim: &mut Claim<'_>, sum: &mut Summary) -> Result<Envelope, mxa_spool::Error> {
         let id = claim.id().clone();
         let mut env = claim.envelope().clone();
         if self.expand(&id, &mut env) {
@@ -249,11 +256,12 @@ impl Ctx<'_> {
         self.succeed(&id, &mut env, &data);
         self.warn_delay(&id, &mut env, &data);
         // Only a real change is written: a rewrite would wake `run`'s own
-        // inotify watch and turn an idle queue into a busy loop.
-        if env != *claim.envelope() {
-            claim.update(env)?;
+        // inotify watch and turn an idle queue into a busy loop. A message
+        // now finished is removed next, which records it.
+        if env != *claim.envelope() && !finished(&env) {
+            claim.update(env.clone())?;
         }
-        Ok(())
+        Ok(env)
     }
 
     /// Records one attempt's outcome: a delivery at once and durably (a
@@ -294,7 +302,12 @@ impl Ctx<'_> {
                 r.success = success.filter(|_| wants_success);
                 sum.delivered += 1;
                 log_rcpt("delivered", &id, r, "");
-                claim.update(env.clone())?;
+                // Written at once, so that a crash later in the message
+                // does not repeat it; unless it was the last thing to do,
+                // and the message's removal, next, records it.
+                if !(failed.is_empty() && finished(env)) {
+                    claim.update(env.clone())?;
+                }
             }
             Outcome::Deferred(why) if !expired => {
                 r.state = State::Deferred;
@@ -663,4 +676,10 @@ fn log_rcpt(event: &str, id: &QueueId, r: &Recipient, why: &str) {
             ],
         );
     }
+}
+
+/// Nothing left to do for the message: every recipient is final and no
+/// success report is owed. It is removed.
+fn finished(env: &Envelope) -> bool {
+    env.is_done() && env.recipients.iter().all(|r| r.success.is_none())
 }
