@@ -244,9 +244,11 @@ fn auth_login() {
     );
 }
 
-/// 535 fails every recipient, of this and of later transactions.
+/// 535 defers every recipient, of this and of later transactions: the
+/// login is at fault, not the messages (as Postfix's
+/// smtp_sasl_auth_soft_bounce); the server's words are kept.
 #[test]
-fn auth_failure_fails() {
+fn auth_failure_defers_with_the_servers_reply() {
     let outcomes = run(
         with_auth(Tls::AlreadyOn),
         vec![
@@ -261,9 +263,9 @@ fn auth_failure_fails() {
         S: 250 AUTH PLAIN
         C: AUTH PLAIN AGFsaWNlAHMzY3JldA==
         S: 535 5.7.8 authentication credentials invalid
-        C: <done failed:535>
+        C: <done deferred:451>
         A: start
-        C: <done failed:535>
+        C: <done deferred:451>
         A: quit
         C: QUIT
         S: 221 bye
@@ -272,9 +274,9 @@ fn auth_failure_fails() {
     );
     assert_eq!(
         outcomes[1].results[0],
-        RcptResult::Failed(mxa_smtp::reply::Reply::new(
-            535,
-            "5.7.8 authentication credentials invalid"
+        RcptResult::Deferred(mxa_smtp::reply::Reply::new(
+            451,
+            "4.7.0 the server refused our login: 535 5.7.8 authentication credentials invalid"
         ))
     );
 }

@@ -126,11 +126,18 @@ impl Client {
         self.auth_failed(r)
     }
 
-    /// 5xx fails, 4xx defers. A 334 where none is due leaves the server
-    /// waiting for a line of ours: only closing gets out of that.
+    /// Defers, whatever the code: a refused login is the configuration's
+    /// fault, not the message's (see [`synthetic::auth_refused`]). A 334
+    /// where none is due leaves the server waiting for a line of ours: only
+    /// closing gets out of that.
     fn auth_failed(&mut self, r: &Reply) -> Step {
         let close = r.class() == 3;
-        self.stop(r.clone(), close)
+        let reason = if r.class() == 5 {
+            synthetic::auth_refused(r)
+        } else {
+            r.clone()
+        };
+        self.stop(reason, close)
     }
 
     /// The session is set up: the waiting transaction, if any, begins.

@@ -53,6 +53,16 @@ pub(super) fn tls_refused(r: &Reply) -> Reply {
     )
 }
 
+/// AUTH refused with `r`: our credentials, not the message, are at fault,
+/// so the message waits while the administrator fixes them (as Postfix's
+/// `smtp_sasl_auth_soft_bounce`), with the server's words.
+pub(super) fn auth_refused(r: &Reply) -> Reply {
+    Reply::new(
+        451,
+        format!("4.7.0 the server refused our login: {}", r.text()),
+    )
+}
+
 /// AUTH configured, TLS off: credentials are never sent in clear.
 pub(super) fn auth_needs_tls() -> Reply {
     Reply::new(451, "4.7.0 AUTH needs TLS, and TLS is not active")
