@@ -783,3 +783,124 @@ fn received_names_the_client_by_confirmed_reverse_dns() {
         );
     }
 }
+
+/// Submission: after AUTH, MAIL FROM must be the login's own address, an
+/// extension of it, or an alias that reaches it; the null sender passes;
+/// anything else is 553 5.7.1 (Postfix's reject_sender_login_mismatch).
+/// A trusted client without AUTH is not concerned.
+#[test]
+fn submission_refuses_a_sender_the_login_does_not_own() {
+    let sys = System::new();
+    std::fs::write(
+        sys.root().join("aliases"),
+        "sales: test, boss@remote.test\nboss: boss@remote.test\n",
+    )
+    .expect("aliases");
+    let cfg = std::fs::read_to_string(&sys.config).expect("config");
+    std::fs::write(
+        &sys.config,
+        cfg.replacen(
+            "spool = \"spool\"",
+            "spool = \"spool\"\naliases = \"aliases\"",
+            1,
+        ),
+    )
+    .expect("config");
+    let _d = sys.smtpd();
+    let sub = format!("127.0.0.1:{}", sys.ports.submission);
+    let u = user();
+    let try_from = |from: &str| {
+        swaks(&[
+            "--server",
+            &sub,
+            "-tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            &u,
+            "--auth-password",
+            PASSWORD,
+            "--from",
+            from,
+            "--to",
+            "friend@remote.test",
+        ])
+    };
+    for from in [
+        u.as_str(),
+        "TEST@example.test",
+        "test+lists@example.test",
+        "sales@example.test",
+        "<>",
+    ] {
+        let Some((ok, out)) = try_from(from) else {
+            return;
+        };
+        assert!(ok, "{from:?} is the login's: {out}");
+    }
+    for from in [
+        "boss@example.test",
+        "someone@remote.test",
+        "test@remote.test",
+    ] {
+        let Some((ok, out)) = try_from(from) else {
+            return;
+        };
+        assert!(!ok, "{from:?} is not the login's: {out}");
+        assert!(
+            out.contains("553 5.7.1 Sender address not owned by the authenticated user"),
+            "{out}"
+        );
+    }
+    let log = sys.smtpd_log();
+    assert!(
+        log.contains("event=mail")
+            && log.contains("from=boss@example.test")
+            && log.contains("result=not-owned"),
+        "{log}"
+    );
+
+    // Python's smtplib, the way a script submits: the same rule.
+    let Some(py) = peer("python3") else {
+        return;
+    };
+    let script = format!(
+        r#"
+import smtplib, ssl
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP("127.0.0.1", {port})
+s.starttls(context=ctx)
+s.login("{u}", "{PASSWORD}")
+try:
+    s.sendmail("boss@example.test", ["friend@remote.test"], "Subject: x\r\n\r\nx\r\n")
+    print("accepted")
+except smtplib.SMTPSenderRefused as e:
+    print("refused", e.smtp_code, e.smtp_error.decode())
+s.sendmail("{u}", ["friend@remote.test"], "Subject: mine\r\n\r\nx\r\n")
+print("own ok")
+s.quit()
+"#,
+        port = sys.ports.submission
+    );
+    let out = run_with_input(Command::new(py).arg("-c").arg(&script), b"");
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("refused 553 5.7.1"), "{text}");
+    assert!(text.contains("own ok"), "{text}");
+
+    // A trusted client on the MTA port, without AUTH, sends as anyone.
+    let mta = format!("127.0.0.1:{}", sys.ports.smtp);
+    let Some((ok, out)) = swaks(&[
+        "--server",
+        &mta,
+        "--from",
+        "boss@example.test",
+        "--to",
+        "friend@remote.test",
+    ]) else {
+        return;
+    };
+    assert!(ok, "{out}");
+}

@@ -175,6 +175,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn<S> {
                                 ("mechanism", &mech),
                                 ("result", &"ok"),
                             ]);
+                            let (c, sid) = (Arc::clone(&ctx), self.client.sid.clone());
+                            session.check_senders(move |login, sender| {
+                                let ok = policy::owns(&c.config, &c.aliases, login, sender);
+                                if !ok {
+                                    log(&[
+                                        ("event", &"mail"),
+                                        ("session", &sid),
+                                        ("from", &sender),
+                                        ("user", &login),
+                                        ("result", &"not-owned"),
+                                    ]);
+                                }
+                                ok
+                            });
                         } else {
                             self.auth_failures += 1;
                             log(&[

@@ -57,6 +57,53 @@ impl AliasFile {
     }
 }
 
+impl AliasFile {
+    /// Whether `address`'s own alias (not a catch-all) reaches `login`,
+    /// directly or through other aliases.
+    fn reaches(&self, address: &str, domains: &[String], delimiters: &str, login: &str) -> bool {
+        // Reloads the file when it changed; false without an alias.
+        if !self.knows(address, domains, delimiters) {
+            return false;
+        }
+        let st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(a) = st.1.as_ref() else {
+            return false;
+        };
+        if a.is_catch_all(address, domains) {
+            return false;
+        }
+        matches!(
+            a.expand_with(address, domains, delimiters),
+            Ok(Some(targets)) if targets.iter().any(|t| matches!(
+                t,
+                mxa_runner::aliases::Target::Address(x) if x.eq_ignore_ascii_case(login)
+            ))
+        )
+    }
+}
+
+/// Whether the user logged in as `login` may send as `sender` (Postfix's
+/// reject_sender_login_mismatch): the login itself, the login with an
+/// extension (`user+tag@domain`, with `[deliver] recipient_delimiter`), or
+/// an address of a local domain whose alias (not a catch-all) reaches the
+/// login. Compared case-insensitively, as the users file's logins are.
+pub fn owns(config: &Config, aliases: &AliasFile, login: &str, sender: &str) -> bool {
+    if sender.eq_ignore_ascii_case(login) {
+        return true;
+    }
+    let Some((local, domain)) = sender.rsplit_once('@') else {
+        return false;
+    };
+    let delimiters = config.deliver.recipient_delimiter.as_str();
+    if let Some(i) = local.find(|c| !delimiters.is_empty() && delimiters.contains(c))
+        && i > 0
+        && format!("{}@{domain}", &local[..i]).eq_ignore_ascii_case(login)
+    {
+        return true;
+    }
+    config.is_local_domain(domain) && aliases.reaches(sender, &config.domains, delimiters, login)
+}
+
 fn modified(p: &std::path::Path) -> Option<SystemTime> {
     std::fs::metadata(p).and_then(|m| m.modified()).ok()
 }

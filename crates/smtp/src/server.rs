@@ -295,9 +295,24 @@ pub struct Session {
     tls: Option<TlsInfo>,
     /// The authenticated user.
     user: Option<String>,
+    /// Which senders the authenticated user may use.
+    owns: Option<SenderCheck>,
     txn: Option<Txn>,
     errors: u32,
     auth_failures: u32,
+}
+
+/// Whether the authenticated user may use a sender address (the caller's
+/// policy, given by [`Session::check_senders`]).
+pub struct SenderCheck(Box<OwnsFn>);
+
+/// `owns(login, sender)`.
+type OwnsFn = dyn Fn(&str, &str) -> bool + Send + Sync;
+
+impl std::fmt::Debug for SenderCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SenderCheck")
+    }
 }
 
 impl Session {
@@ -315,6 +330,7 @@ impl Session {
             helo: None,
             tls,
             user: None,
+            owns: None,
             txn: None,
             errors: 0,
             auth_failures: 0,
@@ -368,6 +384,14 @@ impl Session {
         } else if self.config.tls_implicit {
             self.tls = Some(info);
         }
+    }
+
+    /// After AUTH, MAIL FROM must be an address that `owns(login, sender)`
+    /// accepts, else `553 5.7.1` (as Postfix's
+    /// reject_sender_login_mismatch); the null sender is always accepted.
+    /// Without it, an authenticated user may use any sender.
+    pub fn check_senders(&mut self, owns: impl Fn(&str, &str) -> bool + Send + Sync + 'static) {
+        self.owns = Some(SenderCheck(Box::new(owns)));
     }
 
     /// The outcome of [`Action::CheckAuth`].

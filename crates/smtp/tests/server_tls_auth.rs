@@ -4,7 +4,7 @@
 mod server_support;
 
 use mxa_smtp::server::Config;
-use server_support::{config, run, run_session};
+use server_support::{config, run, run_session, run_with};
 
 /// A submission port: STARTTLS, then AUTH required.
 fn submission() -> Config {
@@ -211,4 +211,29 @@ fn implicit_tls_offers_auth_at_once() {
             ehlo_reply(&["AUTH PLAIN LOGIN"]),
         ),
     );
+}
+
+// After AUTH, MAIL FROM must be the user's (the caller's policy says
+// which); the null sender always passes; the refusal is 553 5.7.1.
+#[test]
+fn sender_not_owned_by_the_login_is_refused() {
+    let (_, envelopes) = run_with(
+        submission(),
+        |s| s.check_senders(|user, sender| sender.eq_ignore_ascii_case(user)),
+        &over_tls(
+            "C: AUTH PLAIN AHVzZXJAZXhhbXBsZS5vcmcAc2VjcmV0
+            A: auth Plain user@example.org secret
+            E: auth ok
+            S: 235 2.7.0 Authentication successful
+            C: MAIL FROM:<boss@example.org>
+            S: 553 5.7.1 Sender address not owned by the authenticated user: <boss@example.org> is not user@example.org's
+            C: MAIL FROM:<>
+            S: 250 2.1.0 Sender OK
+            C: RSET
+            S: 250 2.0.0 OK
+            C: MAIL FROM:<User@Example.org>
+            S: 250 2.1.0 Sender OK",
+        ),
+    );
+    assert!(envelopes.is_empty());
 }

@@ -76,6 +76,11 @@ pub const BAD_SEQUENCE: Code = Code::new(503, "5.5.1 Bad sequence of commands");
 // Transaction.
 /// MAIL accepted.
 pub const SENDER_OK: Code = Code::new(250, "2.1.0 Sender OK");
+/// MAIL FROM an address the authenticated user does not own.
+pub const SENDER_NOT_OWNED: Code = Code::new(
+    553,
+    "5.7.1 Sender address not owned by the authenticated user",
+);
 /// RCPT accepted.
 pub const RECIPIENT_OK: Code = Code::new(250, "2.1.5 Recipient OK");
 /// A local recipient nobody knows.

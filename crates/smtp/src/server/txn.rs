@@ -37,6 +37,14 @@ impl Session {
         if self.config.auth_required && self.user.is_none() {
             return codes::AUTH_REQUIRED.into();
         }
+        if let (Some(user), Some(owns)) = (&self.user, &self.owns)
+            && !from.address.is_empty()
+            && !(owns.0)(user, &from.address)
+        {
+            return codes::SENDER_NOT_OWNED
+                .with(format!("<{}> is not {user}'s", from.address))
+                .into();
+        }
         let unsupported = from.flags & MAIL_UNSUPPORTED != 0
             || from.trans_id.is_some()
             || from.solicit.is_some()

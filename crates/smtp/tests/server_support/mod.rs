@@ -34,8 +34,19 @@ pub fn run(config: Config, script: &str) -> Vec<Envelope> {
 
 /// [`run`], also returning the session.
 pub fn run_session(config: Config, script: &str) -> (Session, Vec<Envelope>) {
+    run_with(config, |_| {}, script)
+}
+
+/// [`run_session`] with `setup` applied to the new session.
+pub fn run_with(
+    config: Config,
+    setup: impl FnOnce(&mut Session),
+    script: &str,
+) -> (Session, Vec<Envelope>) {
+    let mut session = Session::new(config);
+    setup(&mut session);
     let mut t = Transcript {
-        session: Session::new(config),
+        session,
         out: VecDeque::new(),
         envelopes: Vec::new(),
         greeted: false,
