@@ -896,3 +896,77 @@ fn a_progress_bar_on_a_terminal_only() {
     }
     assert_eq!(bars, [true, false], "a bar on the terminal only");
 }
+
+/// Ad hoc `--queue-to ADDRESS` (DESIGN.md's flag): each message goes into
+/// mxa's spool for that address. And a `--maildir` that cannot be created
+/// exits 73 (EX_CANTCREAT), with every message left on the server.
+#[test]
+fn ad_hoc_queue_to_and_a_maildir_that_cannot_be_created() {
+    let Some(dc) = Dovecot::start() else { return };
+    let sent = fill(&dc, 0..3);
+    let sys = mxa_tests::System::new();
+    if nix::unistd::geteuid().is_root() {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(sys.root(), fs::Permissions::from_mode(0o755)).expect("chmod");
+        fs::create_dir_all(sys.spool_dir()).expect("mkdir");
+        let (uid, gid) = nobody();
+        chown(sys.spool_dir(), Some(uid), Some(gid)).expect("chown");
+    }
+    let ca = dc.ca();
+
+    // A Maildir under a regular file: 73, nothing fetched.
+    let file = fresh_dir(&dc, "blocker").join("a-file");
+    fs::write(&file, "not a folder\n").expect("file");
+    let state = fresh_dir(&dc, "state");
+    let bad = file.join("Maildir");
+    let o = fetch(
+        &state,
+        &[
+            &dc.url("imaps", dc.ports.imaps),
+            "--ca",
+            ca.to_str().expect("utf8"),
+            "--maildir",
+            bad.to_str().expect("utf8"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(73), "{}", stderr(&o));
+    assert!(stderr(&o).contains("a-file"), "{}", stderr(&o));
+    assert_eq!(dc.messages().len(), 3, "nothing taken");
+
+    // --queue-to: into the spool, for that address.
+    let o = sys
+        .cmd("mxa-fetch")
+        .args([
+            &dc.url("pop3s", dc.ports.pop3s),
+            "--ca",
+            ca.to_str().expect("utf8"),
+            "--queue-to",
+            "someone@example.test",
+        ])
+        .env("MXA_PASSWORD", DC_PASSWORD)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    ok(&o);
+    let spool = sys.spool();
+    let ids = spool.list().expect("list");
+    assert_eq!(ids.len(), 3, "{}", stderr(&o));
+    let mut tokens = Vec::new();
+    for id in &ids {
+        let env = spool.envelope(id).expect("envelope");
+        assert_eq!(env.recipients.len(), 1);
+        assert_eq!(env.recipients[0].address, "someone@example.test");
+        let mut data = Vec::new();
+        spool
+            .open_data(id)
+            .expect("data")
+            .read_to_end(&mut data)
+            .expect("read");
+        let t = token(&data);
+        assert_eq!(strip_added(&data, "POP3"), sent[&t]);
+        tokens.push(t);
+    }
+    tokens.sort();
+    assert_eq!(tokens, [0, 1, 2]);
+    assert!(dc.messages().is_empty(), "keep is off by default");
+}

@@ -60,7 +60,7 @@ impl Deliverer {
             FetchTarget::Maildir(dir) => {
                 let md = Maildir::new(dir.clone());
                 md.create()
-                    .map_err(|e| Error::Config(format!("maildir: {e}")))?;
+                    .map_err(|e| Error::CantCreate(format!("maildir {}: {e}", dir.display())))?;
                 How::Maildir(md)
             }
             FetchTarget::QueueTo(to) => How::Queue {

@@ -26,9 +26,12 @@ pub enum Error {
     /// twice, so the account stops.
     #[error("state: {0}")]
     State(#[from] mxa_fetch_lib::state::Error),
-    /// No password, an unusable MDA command, a Maildir that cannot be made.
+    /// No password, an unusable MDA command.
     #[error("{0}")]
     Config(String),
+    /// The Maildir to write cannot be created (EX_CANTCREAT).
+    #[error("{0}")]
+    CantCreate(String),
 }
 
 impl Error {
@@ -41,6 +44,7 @@ impl Error {
             Error::Protocol(_) => PROTOCOL,
             Error::State(_) => exit::IOERR,
             Error::Config(_) => exit::CONFIG,
+            Error::CantCreate(_) => exit::CANTCREAT,
         }
     }
 
@@ -64,8 +68,9 @@ impl From<async_imap::error::Error> for Error {
 
 /// Exit statuses, most serious first: a run over several accounts exits
 /// with the first of these that any account ended with.
-pub const SEVERITY: [i32; 8] = [
+pub const SEVERITY: [i32; 9] = [
     exit::CONFIG,
+    exit::CANTCREAT,
     exit::IOERR,
     exit::NOPERM,
     exit::UNAVAILABLE,
