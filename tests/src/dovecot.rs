@@ -236,6 +236,15 @@ impl Dovecot {
         maildir_messages(&self.maildir())
     }
 
+    /// Adds a login to the passwd file (read again by Dovecot when it
+    /// changes).
+    pub fn add_user(&self, user: &str, password: &str) {
+        let path = self.root().join("passwd");
+        let mut text = fs::read_to_string(&path).expect("passwd");
+        text.push_str(&format!("{user}:{{PLAIN}}{password}\n"));
+        fs::write(&path, text).expect("passwd");
+    }
+
     /// Dovecot's log.
     pub fn log(&self) -> String {
         let mut s = fs::read_to_string(self.root().join("dovecot.log")).unwrap_or_default();

@@ -970,3 +970,112 @@ fn ad_hoc_queue_to_and_a_maildir_that_cannot_be_created() {
     assert_eq!(tokens, [0, 1, 2]);
     assert!(dc.messages().is_empty(), "keep is off by default");
 }
+
+/// `--move-to FOLDER` (IMAP, RFC 6851 MOVE, which Dovecot offers): each
+/// delivered message leaves INBOX for the folder, made when missing,
+/// marked seen; a second run fetches nothing. POP3 and keep refuse it.
+#[test]
+fn imap_move_to_a_folder_after_delivery() {
+    let Some(dc) = Dovecot::start() else { return };
+    let sent = fill(&dc, 0..20);
+    let (state, out) = (fresh_dir(&dc, "state"), fresh_dir(&dc, "out"));
+    let ca = dc.ca();
+    let url = dc.url("imaps", dc.ports.imaps);
+    let args = [
+        url.as_str(),
+        "--ca",
+        ca.to_str().expect("utf8"),
+        "--maildir",
+        out.to_str().expect("utf8"),
+        "--move-to",
+        "Archive",
+    ];
+    let o = fetch(&state, &args);
+    ok(&o);
+    assert_eq!(counted(&o, "delivered"), 20);
+    assert_exactly_once(&out, &sent, "IMAP");
+    assert!(dc.messages().is_empty(), "INBOX emptied");
+    let archive = maildir_messages(&dc.maildir().join(".Archive"));
+    assert_eq!(archive.len(), 20, "moved, not deleted");
+    let mut tokens: Vec<usize> = archive.iter().map(|(_, m)| token(m)).collect();
+    tokens.sort();
+    assert_eq!(tokens, (0..20).collect::<Vec<_>>());
+    for (name, _) in &archive {
+        assert!(name.contains(":2,") && name.contains('S'), "seen: {name}");
+    }
+    // Nothing new, and the folder exists already.
+    let o = fetch(&state, &args);
+    ok(&o);
+    assert_eq!(counted(&o, "new"), 0);
+    assert_eq!(maildir_messages(&dc.maildir().join(".Archive")).len(), 20);
+    // POP3 has no folders; keep contradicts a move.
+    let pop = dc.url("pop3s", dc.ports.pop3s);
+    for bad in [
+        vec![
+            pop.as_str(),
+            "--maildir",
+            out.to_str().expect("utf8"),
+            "--move-to",
+            "A",
+        ],
+        vec![
+            url.as_str(),
+            "--maildir",
+            out.to_str().expect("utf8"),
+            "--move-to",
+            "A",
+            "--keep",
+        ],
+    ] {
+        let o = fetch(&state, &bad);
+        assert_eq!(o.status.code(), Some(64), "{bad:?}: {}", stderr(&o));
+    }
+}
+
+/// IMAP logs in with AUTHENTICATE PLAIN when offered, so a password with
+/// quotes, backslashes, spaces and non-ASCII letters goes through as is.
+#[test]
+fn imap_authenticate_plain_carries_any_password() {
+    let Some(dc) = Dovecot::start() else { return };
+    let user = "odd@example.test";
+    let password = "a \"quoted\" back\\slash pässwörd";
+    dc.add_user(user, password);
+    let (state, out) = (fresh_dir(&dc, "state"), fresh_dir(&dc, "out"));
+    let ca = dc.ca();
+    let o = fetch_cmd()
+        .args([
+            &format!("imaps://odd%40example.test@127.0.0.1:{}", dc.ports.imaps),
+            "--ca",
+            ca.to_str().expect("utf8"),
+            "--maildir",
+            out.to_str().expect("utf8"),
+            "-v",
+        ])
+        .env("XDG_STATE_HOME", &state)
+        .env("MXA_PASSWORD", password)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    ok(&o);
+    let e = stderr(&o);
+    assert!(
+        e.contains("event=login") && e.contains("AUTHENTICATE PLAIN"),
+        "{e}"
+    );
+    assert_eq!(counted(&o, "new"), 0);
+    // And a wrong one is still refused.
+    let o = fetch_cmd()
+        .args([
+            &format!("imaps://odd%40example.test@127.0.0.1:{}", dc.ports.imaps),
+            "--ca",
+            ca.to_str().expect("utf8"),
+            "--maildir",
+            out.to_str().expect("utf8"),
+        ])
+        .env("XDG_STATE_HOME", &state)
+        .env("MXA_PASSWORD", "a \"quoted\"")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(77), "{}", stderr(&o));
+}

@@ -46,8 +46,11 @@ pub struct Args {
     #[arg(long)]
     pub no_starttls: bool,
     /// Leave the messages on the server.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "move_to")]
     pub keep: bool,
+    /// IMAP: move each delivered message into FOLDER instead of deleting it.
+    #[arg(long = "move-to", value_name = "FOLDER")]
+    pub move_to: Option<String>,
     /// IMAP folder to fetch (repeatable); default the URL's, else INBOX.
     #[arg(long = "folder", value_name = "FOLDER")]
     pub folders: Vec<String>,
@@ -104,6 +107,7 @@ pub fn accounts(a: &Args, config: &Config) -> Result<Vec<Account>, (i32, String)
               url: Url,
               folders: &[String],
               keep: bool,
+              move_to: Option<&String>,
               idle: bool,
               target: &FetchTarget,
               pw: Option<&str>|
@@ -126,6 +130,13 @@ pub fn accounts(a: &Args, config: &Config) -> Result<Vec<Account>, (i32, String)
         } else {
             vec![url.folder.clone().unwrap_or_else(|| "INBOX".into())]
         };
+        let move_to = a.move_to.clone().or_else(|| move_to.cloned());
+        if move_to.is_some() && url.protocol != mxa_fetch_lib::url::Protocol::Imap {
+            return Err((exit::USAGE, format!("{url}: --move-to is for IMAP only")));
+        }
+        if move_to.is_some() && (keep || a.keep) {
+            return Err((exit::USAGE, "--move-to and keep exclude each other".into()));
+        }
         let deliverer = Deliverer::new(target, config, &url.user)
             .map_err(|e| (e.exit_code(), e.to_string()))?;
         let state_dir = match &name {
@@ -138,6 +149,7 @@ pub fn accounts(a: &Args, config: &Config) -> Result<Vec<Account>, (i32, String)
             url,
             keep: keep || a.keep,
             folders,
+            move_to,
             idle,
             deliverer: std::sync::Arc::new(deliverer),
             state_dir,
@@ -154,7 +166,16 @@ pub fn accounts(a: &Args, config: &Config) -> Result<Vec<Account>, (i32, String)
                 "a URL needs --mda CMD, --maildir DIR or --queue-to ADDRESS".into(),
             ));
         };
-        return Ok(vec![mk(None, url, &[], false, a.idle, &target, None)?]);
+        return Ok(vec![mk(
+            None,
+            url,
+            &[],
+            false,
+            None,
+            a.idle,
+            &target,
+            None,
+        )?]);
     }
     if config.fetch.is_empty() {
         return Err((
@@ -181,6 +202,7 @@ pub fn accounts(a: &Args, config: &Config) -> Result<Vec<Account>, (i32, String)
                 url,
                 &f.folders,
                 f.keep,
+                f.move_to.as_ref(),
                 f.idle,
                 target,
                 f.password_command.as_deref(),

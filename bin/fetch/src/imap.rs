@@ -62,6 +62,8 @@ struct Connected {
     received: Vec<u8>,
     uidplus: bool,
     idle: bool,
+    /// RFC 6851.
+    moves: bool,
     /// UIDNEXT of the first folder when the last run selected it: a
     /// message that arrives before IDLE starts shows as a higher one.
     uid_next: Option<u32>,
@@ -112,9 +114,33 @@ async fn connect(acct: &Account, opts: &Options) -> Result<Connected, Error> {
         starttls,
         login: url.user.clone(),
     };
-    let mut sess = tokio::time::timeout(IO_TIMEOUT, client.login(&url.user, &acct.password))
+    // AUTHENTICATE PLAIN when offered: the password goes in base64, with
+    // no quoting for LOGIN to get wrong (quotes, backslashes, 8-bit).
+    let offered = capabilities_before_login(&mut client).await?;
+    let plain = offered.iter().any(|c| c.eq_ignore_ascii_case("AUTH=PLAIN"));
+    if !plain
+        && offered
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case("LOGINDISABLED"))
+    {
+        return Err(Error::Auth(
+            "the server disables LOGIN here and offers no AUTH=PLAIN (TLS needed?)".into(),
+        ));
+    }
+    let login = async {
+        if plain {
+            let auth = Plain {
+                user: url.user.clone(),
+                password: acct.password.clone(),
+            };
+            client.authenticate("PLAIN", auth).await
+        } else {
+            client.login(&url.user, &acct.password).await
+        }
+    };
+    let mut sess = tokio::time::timeout(IO_TIMEOUT, login)
         .await
-        .map_err(|_| Error::Temporary("IMAP: LOGIN timed out".into()))?
+        .map_err(|_| Error::Temporary("IMAP: login timed out".into()))?
         .map_err(|(e, _)| match e {
             async_imap::error::Error::No(m)
                 if m.contains("[UNAVAILABLE]") || m.contains("[SERVERBUG]") =>
@@ -124,14 +150,88 @@ async fn connect(acct: &Account, opts: &Options) -> Result<Connected, Error> {
             async_imap::error::Error::No(m) | async_imap::error::Error::Bad(m) => Error::Auth(m),
             e => Error::from(e),
         })?;
+    if opts.verbose {
+        let how = if plain { "AUTHENTICATE PLAIN" } else { "LOGIN" };
+        acct.log(&[("event", &"login"), ("command", &how)]);
+    }
     let caps = t(sess.capabilities()).await?;
+    if let Some(dest) = &acct.move_to {
+        // The folder moved into is made when missing; one that exists
+        // already answers NO, which is fine.
+        match t(sess.create(dest)).await {
+            Ok(()) => acct.log(&[("event", &"created"), ("folder", dest)]),
+            Err(Error::Temporary(m)) if m.starts_with("IMAP: NO") => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(Connected {
         sess,
         received: source.received(&opts.hostname),
         uidplus: caps.has_str("UIDPLUS"),
         idle: caps.has_str("IDLE"),
+        moves: caps.has_str("MOVE"),
         uid_next: None,
     })
+}
+
+/// SASL PLAIN (RFC 4616): authorization identity empty, then the login
+/// and the password.
+struct Plain {
+    user: String,
+    password: String,
+}
+
+impl async_imap::Authenticator for Plain {
+    type Response = Vec<u8>;
+
+    fn process(&mut self, _challenge: &[u8]) -> Vec<u8> {
+        let mut r = vec![0u8];
+        r.extend_from_slice(self.user.as_bytes());
+        r.push(0);
+        r.extend_from_slice(self.password.as_bytes());
+        r
+    }
+}
+
+/// The CAPABILITY list before login (after STARTTLS, when it was used):
+/// async-imap asks only once logged in.
+async fn capabilities_before_login(
+    client: &mut async_imap::Client<Conn>,
+) -> Result<Vec<String>, Error> {
+    use async_imap::imap_proto::{Capability, Response, Status};
+    use tokio::io::AsyncWriteExt;
+    const TAG: &str = "mxa0";
+    let io = |e: std::io::Error| Error::Temporary(format!("IMAP CAPABILITY: {e}"));
+    let stream = client.get_mut();
+    stream
+        .write_all(format!("{TAG} CAPABILITY\r\n").as_bytes())
+        .await
+        .map_err(io)?;
+    stream.flush().await.map_err(io)?;
+    let mut caps = Vec::new();
+    loop {
+        let r = tokio::time::timeout(IO_TIMEOUT, client.read_response())
+            .await
+            .map_err(|_| Error::Temporary("IMAP: CAPABILITY timed out".into()))?
+            .map_err(io)?
+            .ok_or_else(|| Error::Temporary("IMAP: closed during CAPABILITY".into()))?;
+        match r.parsed() {
+            Response::Capabilities(list) => {
+                caps.extend(list.iter().map(|c| match c {
+                    Capability::Imap4rev1 => "IMAP4rev1".to_string(),
+                    Capability::Auth(a) => format!("AUTH={a}"),
+                    Capability::Atom(a) => a.to_string(),
+                }));
+            }
+            Response::Done { tag, status, .. } if tag.0 == TAG => {
+                if *status != Status::Ok {
+                    return Err(Error::Protocol("IMAP: CAPABILITY refused".into()));
+                }
+                return Ok(caps);
+            }
+            _ => {} // untagged data of no interest here
+        }
+    }
 }
 
 /// One run over every folder of `acct`.
@@ -364,6 +464,9 @@ async fn flag(
     on_server: &mut BTreeSet<u32>,
 ) -> Result<(), Error> {
     let set = uid_set(uids);
+    if let Some(dest) = &acct.move_to {
+        return move_to(c, &set, dest, uids, on_server).await;
+    }
     let flags = if acct.keep {
         "+FLAGS.SILENT (\\Seen)"
     } else {
@@ -405,6 +508,55 @@ async fn flag(
     }
     for u in uids {
         on_server.remove(u);
+    }
+    Ok(())
+}
+
+/// `move_to`: marks the delivered messages `\\Seen`, then moves them into
+/// `dest` with `UID MOVE` (RFC 6851), or without MOVE with `UID COPY` then
+/// deletion and expunge. They leave `on_server`. A cut in between leaves
+/// them recorded as delivered: the next run moves them, never delivers
+/// them again.
+async fn move_to(
+    c: &mut Connected,
+    set: &str,
+    dest: &str,
+    uids: &[u32],
+    on_server: &mut BTreeSet<u32>,
+) -> Result<(), Error> {
+    store(c, set, "+FLAGS.SILENT (\\Seen)").await?;
+    if c.moves {
+        t(c.sess.uid_mv(set, dest)).await?;
+    } else {
+        t(c.sess.uid_copy(set, dest)).await?;
+        store(c, set, "+FLAGS.SILENT (\\Deleted)").await?;
+        if c.uidplus {
+            drain(t(c.sess.uid_expunge(set)).await?).await?;
+        } else {
+            drain(t(c.sess.expunge()).await?).await?;
+        }
+    }
+    for u in uids {
+        on_server.remove(u);
+    }
+    Ok(())
+}
+
+async fn store(c: &mut Connected, set: &str, flags: &str) -> Result<(), Error> {
+    let s = t(c.sess.uid_store(set, flags)).await?;
+    drain(s).await
+}
+
+/// Reads a command's responses to the end.
+async fn drain<T>(
+    s: impl futures_util::Stream<Item = async_imap::error::Result<T>>,
+) -> Result<(), Error> {
+    let mut s = std::pin::pin!(s);
+    while let Some(r) = tokio::time::timeout(IO_TIMEOUT, s.next())
+        .await
+        .map_err(|_| Error::Temporary("IMAP: timed out".into()))?
+    {
+        r?;
     }
     Ok(())
 }

@@ -47,6 +47,8 @@ pub struct Account {
     pub keep: bool,
     /// IMAP folders, at least one.
     pub folders: Vec<String>,
+    /// IMAP: move delivered messages here instead of deleting them.
+    pub move_to: Option<String>,
     /// Wait with IDLE.
     pub idle: bool,
     /// Where messages go.

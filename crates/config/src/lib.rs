@@ -204,6 +204,9 @@ pub struct Fetch {
     pub folders: Vec<String>,
     /// Wait with IMAP IDLE. Default false.
     pub idle: bool,
+    /// IMAP: move delivered messages into this folder rather than delete
+    /// them. Default none.
+    pub move_to: Option<String>,
 }
 
 /// One line of the users file.

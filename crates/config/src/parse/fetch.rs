@@ -20,6 +20,7 @@ pub(crate) struct RawFetch {
     keep: Option<V>,
     folders: Option<L>,
     idle: Option<V>,
+    move_to: Option<V>,
 }
 
 /// Checks an account name: it names a folder of fetch state, so letters,
@@ -148,6 +149,23 @@ fn table(cx: &Ctx<'_>, t: &Spanned<RawFetch>, n: usize) -> Result<Fetch, ConfigE
         }
         None => false,
     };
+    let move_to = match &r.move_to {
+        Some(v) => {
+            let folder = cx.nonempty(v, &key("move_to"), "an IMAP folder such as \"Archive\"")?;
+            if !imap {
+                let msg = "move_to is IMAP only, and the url is pop3".into();
+                return Err(cx.err(v, &key("move_to"), msg));
+            }
+            if keep {
+                let msg =
+                    "move_to and keep = true exclude each other: moved messages leave the folder"
+                        .into();
+                return Err(cx.err(v, &key("move_to"), msg));
+            }
+            Some(folder)
+        }
+        None => None,
+    };
     Ok(Fetch {
         name,
         url,
@@ -156,5 +174,6 @@ fn table(cx: &Ctx<'_>, t: &Spanned<RawFetch>, n: usize) -> Result<Fetch, ConfigE
         keep,
         folders,
         idle,
+        move_to,
     })
 }
