@@ -170,6 +170,9 @@ def serve(c):
             if not line:
                 break
             cmd = line.strip().upper()
+            if cmd.startswith(b"RCPT"):
+                with open(record + ".rcpt", "ab") as r:
+                    r.write(line)
             if done and mode == "421":
                 c.sendall(b"421 4.4.2 responder: idle too long\r\n")
                 break
@@ -323,4 +326,30 @@ fn a_cached_connection_the_server_dropped_costs_a_retry_not_a_deferral() {
         );
         assert!(sys.spool().list().expect("list").is_empty(), "{mode}");
     }
+}
+
+/// An IDN domain goes out in A-labels (RFC 5890), so a server without
+/// SMTPUTF8 (this one offers none) takes the message.
+#[test]
+fn an_idn_domain_goes_out_in_a_labels() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let Some(server) = Responder::start(dir.path(), "plain") else {
+        return;
+    };
+    let sys = System::with_extra(&format!(
+        "\n[queue]\nrelayhost = \"[127.0.0.1]:{}\"\n",
+        server.port
+    ));
+    let env = mxa_spool::Envelope::new("test@example.test", ["anna@bücher.test".to_string()]);
+    sys.spool()
+        .inject(&env, b"Subject: idn\n\nx\n")
+        .expect("inject");
+    let log = flush(&sys);
+    assert_eq!(server.record().2, 1, "{log}");
+    let rcpts = fs::read_to_string(server.record.with_extension("rcpt")).expect("rcpt log");
+    assert!(
+        rcpts.contains("RCPT TO:<anna@xn--bcher-kva.test>"),
+        "{rcpts}"
+    );
 }

@@ -109,6 +109,23 @@ impl DnsError {
     }
 }
 
+/// `address` (`local@domain`) with its domain in A-labels (RFC 5890),
+/// when its local part is ASCII: such an address then needs no SMTPUTF8
+/// (RFC 6531 §3.2 leaves the domain's form to the client). Any other
+/// address (a non-ASCII local part, no `@`, a domain that does not
+/// convert) comes back as it was.
+pub fn ascii_domain(address: &str) -> String {
+    match address.rsplit_once('@') {
+        Some((local, domain)) if local.is_ascii() && !domain.is_ascii() => {
+            match name::parse(domain) {
+                Ok(name::Target::Domain(d)) => format!("{local}@{d}"),
+                _ => address.to_string(),
+            }
+        }
+        _ => address.to_string(),
+    }
+}
+
 /// A blocking DNS resolver for mail routing. Cheap to share by reference
 /// or `Arc` among threads; hickory's cache (sized and timed by the records'
 /// TTLs) is its only cache.
@@ -248,6 +265,19 @@ mod tests {
         // Port 9 (discard) on loopback: nothing answers DNS there, so any
         // query would fail; the tests below must not send one.
         Resolver::new(&["127.0.0.1:9".parse().expect("test address")]).expect("resolver")
+    }
+
+    #[test]
+    fn ascii_domains_for_ascii_local_parts() {
+        assert_eq!(
+            ascii_domain("anna@bücher.example"),
+            "anna@xn--bcher-kva.example"
+        );
+        assert_eq!(ascii_domain("anna@example.org"), "anna@example.org");
+        // A UTF-8 local part needs SMTPUTF8 whatever the domain.
+        assert_eq!(ascii_domain("jöe@bücher.example"), "jöe@bücher.example");
+        assert_eq!(ascii_domain(""), "");
+        assert_eq!(ascii_domain("x@bü..cher"), "x@bü..cher");
     }
 
     #[test]

@@ -117,11 +117,13 @@ impl Remote {
             Ok(d) => d,
             Err(o) => return vec![o; idxs.len()],
         };
+        // An IDN domain goes in A-labels, so that only a UTF-8 local part
+        // needs SMTPUTF8.
         let smtp_env = client::Envelope {
-            sender: env.sender.clone(),
+            sender: mxa_dns::ascii_domain(&env.sender),
             recipients: idxs
                 .iter()
-                .map(|&i| env.recipients[i].address.clone())
+                .map(|&i| mxa_dns::ascii_domain(&env.recipients[i].address))
                 .collect(),
             // RFC 1870: the size on the wire, with CRLF line ends.
             size: Some(data.len() as u64 + data.iter().filter(|&&b| b == b'\n').count() as u64),
