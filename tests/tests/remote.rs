@@ -227,6 +227,8 @@ fn a_550_bounces_to_the_local_sender() {
         report.contains("Diagnostic-Code: smtp; 550 5.1.1 no such user here"),
         "{report}"
     );
+    // RFC 3464 §2.3.5: the server that said so (the route's host).
+    assert!(report.contains("Remote-MTA: dns; 127.0.0.1"), "{report}");
 }
 
 /// RFC 3461 §5.2.2: NOTIFY=SUCCESS to a server without DSN (smtp-sink -N)

@@ -612,14 +612,23 @@ fn entry(r: &Recipient, action: Action, why: &str) -> Entry {
         action,
         status,
         diagnostic,
-        remote_mta: None,
+        remote_mta: if smtp { remote_mta(why) } else { None },
     }
+}
+
+/// The server a remote reply came from: `remote::convert` ends each with
+/// ` (from HOST)`, and a bounce's own words may follow it.
+fn remote_mta(reply: &str) -> Option<String> {
+    let (_, rest) = reply.rsplit_once(" (from ")?;
+    let host = rest.split(')').next()?;
+    (!host.is_empty() && !host.contains(char::is_whitespace)).then(|| host.to_string())
 }
 
 /// A delivered recipient in a success report: `Action: delivered` and
 /// 2.0.0 (RFC 3464 §2.3.3), or `Action: relayed` with the remote's
 /// enhanced code and its reply as `Diagnostic-Code`.
 fn success_entry(r: &Recipient) -> Entry {
+    let mut mta = None;
     let (action, status, diagnostic) = match r.success {
         Some(Success::Relayed) => {
             let reply = r.last_reply.clone().unwrap_or_default();
@@ -629,6 +638,7 @@ fn success_entry(r: &Recipient) -> Entry {
             } else {
                 "2.0.0".to_string()
             };
+            mta = remote_mta(&reply);
             let diagnostic = match reply.is_empty() {
                 true => Diagnostic::None,
                 false => Diagnostic::Smtp(reply),
@@ -648,7 +658,7 @@ fn success_entry(r: &Recipient) -> Entry {
         action,
         status,
         diagnostic,
-        remote_mta: None,
+        remote_mta: mta,
     }
 }
 
@@ -682,4 +692,22 @@ fn log_rcpt(event: &str, id: &QueueId, r: &Recipient, why: &str) {
 /// success report is owed. It is removed.
 fn finished(env: &Envelope) -> bool {
     env.is_done() && env.recipients.iter().all(|r| r.success.is_none())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::remote_mta;
+
+    #[test]
+    fn the_remote_mta_of_a_reply() {
+        assert_eq!(
+            remote_mta("550 5.1.1 no such user (from mx.example.net)").as_deref(),
+            Some("mx.example.net")
+        );
+        assert_eq!(
+            remote_mta("550 5.1.1 no (from [192.0.2.1]) (bounce 1K0)").as_deref(),
+            Some("[192.0.2.1]")
+        );
+        assert_eq!(remote_mta("5.1.1 no such user here"), None);
+    }
 }
