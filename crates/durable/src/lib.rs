@@ -199,6 +199,49 @@ impl Durable {
             file: Some(file),
             len: 0,
             synced: false,
+            unnamed: false,
+        })
+    }
+
+    /// As [`Durable::create`], but without a name while it is written: an
+    /// O_TMPFILE inode in `tmp`'s directory, which a crash frees and which
+    /// needs no unlink once linked into place (two directory operations
+    /// fewer per file: on a busy spool the directory lock and the inode
+    /// allocator are where the time goes). `tmp` still names it in errors
+    /// and fault checks, and is used as a plain temporary name where the
+    /// system has no O_TMPFILE (or no `/proc/self/fd` to link it by).
+    pub fn create_unnamed(&self, tmp: &Path, mode: u32) -> io::Result<TempFile> {
+        use std::os::unix::fs::PermissionsExt;
+        if !unnamed_supported() {
+            return self.create(tmp, mode);
+        }
+        self.check(Step::Create, tmp)?;
+        let opened = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_TMPFILE)
+            .mode(mode)
+            .open(parent(tmp));
+        let file = match opened {
+            Ok(f) => f,
+            // The file system has no O_TMPFILE.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+                ) =>
+            {
+                return self.create(tmp, mode);
+            }
+            Err(e) => return Err(e),
+        };
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        Ok(TempFile {
+            durable: self.clone(),
+            path: tmp.to_path_buf(),
+            file: Some(file),
+            len: 0,
+            synced: false,
+            unnamed: true,
         })
     }
 
@@ -236,6 +279,27 @@ impl Durable {
     }
 }
 
+/// O_TMPFILE files are linked into place through `/proc/self/fd`, which
+/// needs no privilege (AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
+fn unnamed_supported() -> bool {
+    static PROC: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PROC.get_or_init(|| Path::new("/proc/self/fd").is_dir())
+}
+
+/// Gives the open unnamed file `file` the name `dest` (never replacing).
+fn link_unnamed(file: &File, dest: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let from = format!("/proc/self/fd/{}", file.as_raw_fd());
+    nix::unistd::linkat(
+        nix::fcntl::AT_FDCWD,
+        from.as_str(),
+        nix::fcntl::AT_FDCWD,
+        dest,
+        nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+    )
+    .map_err(io::Error::from)
+}
+
 fn parent(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -253,6 +317,8 @@ pub struct TempFile {
     len: u64,
     /// [`TempFile::sync`] was called and nothing was written since.
     synced: bool,
+    /// An O_TMPFILE inode: `path` only names it, nothing is there yet.
+    unnamed: bool,
 }
 
 impl TempFile {
@@ -282,6 +348,11 @@ impl TempFile {
             .ok_or_else(|| io::Error::other("file already closed"))?;
         d.check(Step::SyncFile, &self.path)?;
         file.sync_all()?;
+        if self.unnamed {
+            // Rename needs a name: the temporary one, as a named file has.
+            link_unnamed(&file, &self.path)?;
+            self.unnamed = false;
+        }
         drop(file);
         d.check(Step::Publish, dest)?;
         match how {
@@ -317,10 +388,16 @@ impl TempFile {
     pub fn link_unsynced(mut self, dest: &Path) -> io::Result<()> {
         self.sync()?;
         let d = self.durable.clone();
-        drop(self.file.take());
+        let file = self.file.take();
         d.check(Step::Publish, dest)?;
-        fs::hard_link(&self.path, dest)?;
-        let _ = fs::remove_file(&self.path);
+        if self.unnamed {
+            let file = file.ok_or_else(|| io::Error::other("file already closed"))?;
+            link_unnamed(&file, dest)?;
+        } else {
+            drop(file);
+            fs::hard_link(&self.path, dest)?;
+            let _ = fs::remove_file(&self.path);
+        }
         self.path = PathBuf::new();
         Ok(())
     }
@@ -363,7 +440,8 @@ impl Write for TempFile {
 
 impl Drop for TempFile {
     fn drop(&mut self) {
-        if !self.path.as_os_str().is_empty() {
+        // An unnamed file goes with its descriptor.
+        if !self.unnamed && !self.path.as_os_str().is_empty() {
             let _ = fs::remove_file(&self.path);
         }
     }
@@ -373,6 +451,74 @@ impl Drop for TempFile {
 mod tests {
     use super::*;
     use std::sync::Mutex;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .expect("read_dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn an_unnamed_file_has_no_name_until_it_is_linked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (tmp, out) = (dir.path().join("tmp"), dir.path().join("out"));
+        fs::create_dir_all(&tmp).expect("mkdir");
+        fs::create_dir_all(&out).expect("mkdir");
+        let d = Durable::default();
+        let mut f = d
+            .create_unnamed(&tmp.join("x.data"), 0o640)
+            .expect("create");
+        f.write_all(b"hello").expect("write");
+        assert!(
+            names(&tmp).is_empty() || !unnamed_supported(),
+            "{:?}",
+            names(&tmp)
+        );
+        f.link_unsynced(&out.join("x")).expect("link");
+        assert_eq!(fs::read(out.join("x")).expect("read"), b"hello");
+        assert!(names(&tmp).is_empty(), "{:?}", names(&tmp));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(out.join("x"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o640);
+        // Never replaces.
+        let mut g = d
+            .create_unnamed(&tmp.join("y.data"), 0o640)
+            .expect("create");
+        g.write_all(b"other").expect("write");
+        let e = g.link_unsynced(&out.join("x")).expect_err("exists");
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(out.join("x")).expect("read"), b"hello");
+        assert!(names(&tmp).is_empty(), "{:?}", names(&tmp));
+    }
+
+    #[test]
+    fn an_unnamed_file_dropped_or_published_leaves_no_temporary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = Durable::default();
+        {
+            let mut f = d
+                .create_unnamed(&dir.path().join("a.tmp"), 0o600)
+                .expect("create");
+            f.write_all(b"dropped").expect("write");
+        }
+        assert!(names(dir.path()).is_empty());
+        let mut f = d
+            .create_unnamed(&dir.path().join("b.tmp"), 0o600)
+            .expect("create");
+        f.write_all(b"kept").expect("write");
+        fs::write(dir.path().join("dest"), b"old").expect("old");
+        f.publish(&dir.path().join("dest"), Publish::Replace)
+            .expect("publish");
+        assert_eq!(names(dir.path()), ["dest"]);
+        assert_eq!(fs::read(dir.path().join("dest")).expect("read"), b"kept");
+    }
 
     fn failing_at(step: Step, errno: i32) -> Durable {
         Durable::with_fault(Arc::new(move |s, _| {

@@ -14,7 +14,9 @@
 //! ```
 //!
 //! **Injection** (mxa-sendmail, mxa-postdrop, mxa-smtpd), in this order:
-//! 1. create `tmp/<id>.data` with O_EXCL and write the message; write
+//! 1. write the message and the envelope into unnamed O_TMPFILE files in
+//!    `tmp/` (a crash frees them; no unlink once linked), or, where the
+//!    file system has none, into `tmp/<id>.data` (O_EXCL) and
 //!    `tmp/<id>.env.<n>`;
 //! 2. fsync both files; link the data file to `data/<id>`, then the
 //!    envelope to `env/<id>` (never replacing);
@@ -204,7 +206,7 @@ impl Spool {
         for _ in 0..8 {
             let id = QueueId::generate();
             let tmp = self.dir("tmp").join(format!("{id}.data"));
-            match self.durable.create(&tmp, FILE_MODE) {
+            match self.durable.create_unnamed(&tmp, FILE_MODE) {
                 Ok(file) => {
                     return Ok(Injection {
                         spool: self,
@@ -433,7 +435,7 @@ impl Injection<'_> {
         let env_tmp = spool.dir("tmp").join(format!("{id}.env.{n:08x}"));
         let mut etmp = spool
             .durable
-            .create(&env_tmp, FILE_MODE)
+            .create_unnamed(&env_tmp, FILE_MODE)
             .map_err(io_err("queue envelope", &env_tmp))?;
         etmp.write_all(envelope.to_text().as_bytes())
             .map_err(io_err("queue envelope", &env_tmp))?;
