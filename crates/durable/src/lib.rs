@@ -348,16 +348,15 @@ impl TempFile {
             .ok_or_else(|| io::Error::other("file already closed"))?;
         d.check(Step::SyncFile, &self.path)?;
         file.sync_all()?;
-        if self.unnamed {
-            // Rename needs a name: the temporary one, as a named file has.
-            link_unnamed(&file, &self.path)?;
-            self.unnamed = false;
-        }
-        drop(file);
         d.check(Step::Publish, dest)?;
         match how {
             Publish::NoReplace => {
-                fs::hard_link(&self.path, dest)?;
+                if self.unnamed {
+                    link_unnamed(&file, dest)?;
+                } else {
+                    fs::hard_link(&self.path, dest)?;
+                }
+                drop(file);
                 // From here the file is visible under `dest`: undo on failure.
                 if let Err(e) = d.sync_dir(parent(dest)) {
                     let _ = fs::remove_file(dest);
@@ -365,9 +364,18 @@ impl TempFile {
                 }
                 // The temporary name is now redundant; a crash that leaves it
                 // is cleaned up by the owner's sweep of its temporary area.
-                let _ = fs::remove_file(&self.path);
+                if !self.unnamed {
+                    let _ = fs::remove_file(&self.path);
+                }
             }
             Publish::Replace => {
+                if self.unnamed {
+                    // Rename needs a name: the temporary one, as a named
+                    // file has.
+                    link_unnamed(&file, &self.path)?;
+                    self.unnamed = false;
+                }
+                drop(file);
                 fs::rename(&self.path, dest)?;
                 self.path = PathBuf::new();
                 d.sync_dir(parent(dest))?;

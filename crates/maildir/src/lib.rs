@@ -223,7 +223,7 @@ impl Maildir {
         let tmp = self.root.join("tmp").join(&file);
         let dest = self.root.join("new").join(&file);
         let mut t = durable
-            .create(&tmp, FILE_MODE)
+            .create_unnamed(&tmp, FILE_MODE)
             .map_err(io_err("create", &tmp))?;
         for piece in msg {
             t.write_all(piece).map_err(io_err("write", &tmp))?;
