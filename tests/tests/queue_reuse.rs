@@ -164,7 +164,10 @@ def serve(c):
     done = 0
     counted = True
     try:
-        c.sendall(b"220 responder ESMTP\r\n")
+        if mode == "554":
+            c.sendall(b"554 5.3.2 responder: no SMTP service here\r\n")
+        else:
+            c.sendall(b"220 responder ESMTP\r\n")
         while True:
             line = f.readline()
             if not line:
@@ -352,4 +355,27 @@ fn an_idn_domain_goes_out_in_a_labels() {
         rcpts.contains("RCPT TO:<anna@xn--bcher-kva.test>"),
         "{rcpts}"
     );
+}
+
+/// A server that greets with 554 refuses the session, not the message: the
+/// recipient is deferred with its words (Postfix's smtp_skip_5xx_greeting),
+/// never bounced.
+#[test]
+fn a_5xx_greeting_defers_rather_than_bounces() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let Some(server) = Responder::start(dir.path(), "554") else {
+        return;
+    };
+    let sys = routed(server.port, "");
+    inject(&sys, 1);
+    let out = sys.run("mxa-queue", &["flush"], b"");
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    let list = mxa_tests::stdout(&sys.run("mxa-queue", &["list"], b""));
+    assert!(list.contains("deferred"), "{list}");
+    assert!(
+        list.contains("4.3.2 the server refused the session: 554 5.3.2"),
+        "{list}"
+    );
+    assert!(!stderr(&out).contains("event=bounce"), "{}", stderr(&out));
 }

@@ -345,15 +345,18 @@ fn ehlo_refused_falls_back_to_helo() {
 }
 
 /// RFC 5321 §3.1: a 554 greeting means no service; the client QUITs.
+/// The recipients are deferred, not failed: this server refused the
+/// session, not the message (the next MX may take it; as Postfix's
+/// smtp_skip_5xx_greeting).
 #[test]
-fn greeting_554_fails() {
+fn greeting_554_defers() {
     run(
         config(Tls::Opportunistic),
         vec![env("a@example.org", &["b@example.net", "c@example.net"])],
         "
         A: start
         S: 554 5.3.2 no SMTP service here
-        C: <done failed:554 failed:554>
+        C: <done deferred:451 deferred:451>
         A: quit
         C: QUIT
         S: 221 bye

@@ -7,9 +7,17 @@ use crate::reply::Reply;
 impl Client {
     /// 220 → EHLO. Anything else refuses the session: RFC 5321 §3.1 has the
     /// client QUIT after a 554 greeting (a 421 never gets here: it closes).
+    /// A greeting other than 220 refuses the session, not the message: a
+    /// 5xx one defers too (as Postfix's smtp_skip_5xx_greeting), so the
+    /// next server is tried and the message waits if none takes it.
     pub(super) fn on_greeting(&mut self, r: &Reply) -> Step {
         if r.code != 220 {
-            return self.stop(r.clone(), false);
+            let reason = if r.class() == 5 {
+                synthetic::session_refused(r)
+            } else {
+                r.clone()
+            };
+            return self.stop(reason, false);
         }
         if !encode::is_helo_name(&self.config.helo) {
             return self.stop(synthetic::bad_config("HELO name"), false);

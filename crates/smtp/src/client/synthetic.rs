@@ -53,6 +53,15 @@ pub(super) fn tls_refused(r: &Reply) -> Reply {
     )
 }
 
+/// A 5xx greeting `r` (4.3.2 "system not accepting network messages"):
+/// this server will not talk to us, which says nothing of the message.
+pub(super) fn session_refused(r: &Reply) -> Reply {
+    Reply::new(
+        451,
+        format!("4.3.2 the server refused the session: {}", r.text()),
+    )
+}
+
 /// AUTH refused with `r`: our credentials, not the message, are at fault,
 /// so the message waits while the administrator fixes them (as Postfix's
 /// `smtp_sasl_auth_soft_bounce`), with the server's words.
